@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 LAKEHOUSE_HOME ?= $(CURDIR)/lake
 export LAKEHOUSE_HOME
 
+# pip's "Location ... is ignored" warnings come from this machine's pip.conf, not from us.
+PIP := set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check
+QUIET := 2>&1 | { grep -v "is ignored: it is neither" || true; }
+
 .PHONY: setup demo test pytest lint fmt docs bench clean lock
 
 setup: $(STAMP)
@@ -15,9 +19,9 @@ setup: $(STAMP)
 # Rebuilt only when the lock or the package metadata changes, so a second `make setup` is instant.
 $(STAMP): requirements/requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PIP) --upgrade "pip>=24" $(QUIET)
+	$(PIP) -r requirements/requirements.lock $(QUIET)
+	$(PIP) --no-deps --no-build-isolation -e . $(QUIET)
 	@touch $(STAMP)
 
 demo: setup
