@@ -2,16 +2,23 @@
 
 {% macro lakehouse_on_run_start() %}
     {%- if execute -%}
-        {%- set statements = create_layer_schemas() ~ ';' ~ create_bronze_tables() -%}
-        {%- for statement in statements.split(';') if statement.strip() -%}
-            {%- do run_query(statement) -%}
-        {%- endfor -%}
+        {%- do run_statements(create_layer_schemas() ~ ';' ~ create_bronze_tables() ~ ';' ~ create_gold_views()) -%}
     {%- endif -%}
     select 1
 {% endmacro %}
 
 {% macro lakehouse_on_run_end() %}
+    {%- if execute and flags.WHICH in ['run', 'build'] and target.type == 'spark' -%}
+        {%- do run_statements(publish_gold_manifest()) -%}
+    {%- endif -%}
     select 1
+{% endmacro %}
+
+{#- Spark runs one statement per call. -#}
+{% macro run_statements(sql) %}
+    {%- for statement in sql.split(';') if statement.strip() -%}
+        {%- do run_query(statement) -%}
+    {%- endfor -%}
 {% endmacro %}
 
 {% macro create_layer_schemas() %}

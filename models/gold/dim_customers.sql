@@ -1,0 +1,112 @@
+{{ config(**lake_table_config()) }}
+
+-- One row per customer: demographics, spend, Customer Lifetime Value and the reference
+-- implementation's segments. Rebuilt from all valid sales on every run, since segments are
+-- relative to the mean of all customers.
+with sales as (
+
+    select * from {{ ref('slv_sales') }}
+
+),
+
+age_bands as (
+
+    select * from {{ ref('age_bands') }}
+
+),
+
+city_categories as (
+
+    select * from {{ ref('city_categories') }}
+
+),
+
+customer_totals as (
+
+    select
+        customer_id,
+        -- demographics should be constant per customer; where rows disagree, the latest row
+        -- (by ingest date, batch, line) wins, and a warn-level test counts such customers
+        max_by(
+            named_struct(
+                'gender', gender,
+                'age_band', age_band,
+                'occupation_code', occupation_code,
+                'city_category', city_category,
+                'years_in_city', years_in_city,
+                'is_married', is_married
+            ),
+            named_struct(
+                'ingest_date', ingest_date,
+                'batch_id', batch_id,
+                'line', source_line_number
+            )
+        ) as latest,
+        sum(purchase_amount) as total_spent,
+        count(*) as purchase_count,
+        count(distinct product_id) as distinct_products,
+        min(ingest_date) as first_purchase_date,
+        max(ingest_date) as last_purchase_date
+    from sales
+    group by customer_id
+
+),
+
+lake_history as (
+
+    -- calendar days of history in the lake, for the predicted CLV
+    select datediff(max(ingest_date), min(ingest_date)) + 1 as history_days
+    from sales
+
+),
+
+with_averages as (
+
+    select
+        customer_totals.*,
+        cast(total_spent as decimal(18, 2)) / purchase_count as avg_purchase,
+        avg(cast(total_spent as decimal(18, 2))) over () as mean_total_spent,
+        lake_history.history_days
+    from customer_totals
+    cross join lake_history
+
+),
+
+final as (
+
+    select
+        with_averages.customer_id,
+        with_averages.latest.gender as gender,
+        with_averages.latest.age_band as age_band,
+        coalesce(age_bands.age_group, 'Unknown') as age_group,
+        with_averages.latest.occupation_code as occupation_code,
+        with_averages.latest.city_category as city_category,
+        coalesce(city_categories.city_category_name, 'Unknown') as city_category_name,
+        with_averages.latest.years_in_city as years_in_city,
+        with_averages.latest.is_married as is_married,
+        with_averages.total_spent,
+        with_averages.purchase_count,
+        with_averages.distinct_products,
+        cast(round(with_averages.avg_purchase, 2) as decimal(18, 2)) as avg_purchase_amount,
+        {{ customer_lifetime_value('with_averages') }},
+        case
+            when with_averages.total_spent >= 2 * with_averages.mean_total_spent then 'VIP'
+            when with_averages.total_spent >= with_averages.mean_total_spent then 'Loyal'
+            else 'Regular'
+        end as spend_segment,
+        case
+            when with_averages.distinct_products > 100 then 'High'
+            when with_averages.distinct_products > 30 then 'Medium'
+            else 'Low'
+        end as frequency_segment,
+        with_averages.first_purchase_date,
+        with_averages.last_purchase_date
+    from with_averages
+    left join age_bands
+        on with_averages.latest.age_band = age_bands.age_band
+    left join city_categories
+        on with_averages.latest.city_category = city_categories.city_category
+
+)
+
+select * from final
