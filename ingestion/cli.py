@@ -1,0 +1,230 @@
+"""`lakehouse`: the command line of the project, thin over plain functions.
+
+\b
+    lakehouse generate   write a synthetic Walmart-style dataset (any size, deterministic)
+    lakehouse ingest     land CSV files in Bronze (local folder or S3), safely and idempotently
+    lakehouse build      dbt build: the lake (Spark: Silver, Gold), then the warehouse (DuckDB: marts)
+    lakehouse report     the insights report (HTML) from the marts
+    lakehouse run        the whole pipeline; generates and lands the default dataset if Bronze is empty
+    lakehouse dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB extensions)
+    lakehouse env        the same wiring as shell exports, for calling `dbt` yourself
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from ingestion import pipeline
+from ingestion.engines import engine_environment
+from ingestion.settings import DEFAULT_ROWS, paths, reports_dir
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(description: str, total: int, unit_is_bytes: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar fed with a running total (rows or bytes)."""
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+    columns += [TransferSpeedColumn()] if unit_is_bytes else [TextColumn("{task.completed:,.0f} rows")]
+    columns += [TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+@click.group(help=__doc__)
+@click.option("-v", "--verbose", is_flag=True, help="Log what the library does.")
+def main(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=1), default=DEFAULT_ROWS, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Spread the rows over N daily files, with returning and new customers.")
+@click.option("--bad-rows", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of rows made invalid, spread over every rule Silver checks.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="A .csv file (one day) or a directory (one file per day).")
+def generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> None:
+    """Write a synthetic dataset faithful to the real Walmart file's statistics."""
+    _generate(rows, seed, days, bad_rows, out)
+
+
+def _generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> list[Path]:
+    from ingestion.generator import write_dataset
+
+    started = time.perf_counter()
+    with progress_bar("generating", rows, unit_is_bytes=False) as advance:
+        dataset = write_dataset(out, rows=rows, seed=seed, days=days, bad_rows=bad_rows, progress=advance)
+    seconds = time.perf_counter() - started
+    console.print(f"wrote {rows:,} rows to {len(dataset.files)} file(s) in {seconds:.1f}s "
+                  f"({rows / seconds:,.0f} rows/s)")
+    for file in dataset.files:
+        console.print(f"  {file}")
+    return list(dataset.files)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "destination_uri", default=None,
+              help="s3://bucket/prefix or a folder. Default: $LAKEHOUSE_HOME/bronze.")
+@click.option("--endpoint-url", default=None, help="Any S3-compatible endpoint (MinIO, moto, ...).")
+@click.option("--ingest-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Partition date for backfills (default: today, UTC).")
+def ingest(sources: tuple[Path, ...], destination_uri: str | None, endpoint_url: str | None,
+           ingest_date: dt.datetime | None) -> None:
+    """Land CSV files in Bronze. Bad files are refused with the line and the problem."""
+    _ingest(list(sources), destination_uri, endpoint_url, ingest_date.date() if ingest_date else None)
+
+
+def _ingest(sources: list[Path], destination_uri: str | None = None, endpoint_url: str | None = None,
+            ingest_date: dt.date | None = None) -> None:
+    from ingestion.destinations import destination_from_uri
+    from ingestion.errors import IngestionError
+    from ingestion.landing import land_file
+
+    destination = destination_from_uri(destination_uri, endpoint_url)
+    files = _expand(sources)
+    failed = 0
+    for source in files:
+        try:
+            with progress_bar(f"landing {source.name}", source.stat().st_size, unit_is_bytes=True) as advance:
+                result = land_file(source, destination, ingest_date=ingest_date, progress=advance)
+        except IngestionError as error:
+            failed += 1
+            console.print(f"[red]refused[/red] {error}")
+            continue
+        if result.status == "already_landed":
+            console.print(f"{source.name}: already landed as batch {result.batch_id} "
+                          f"on {result.ingest_date}; nothing to do")
+        else:
+            console.print(f"{source.name}: landed {result.rows:,} rows as batch {result.batch_id} "
+                          f"({result.parts} part(s), ingest_date={result.ingest_date})")
+    if failed:
+        raise SystemExit(2)
+
+
+def _expand(sources: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            files += sorted(p for p in source.iterdir() if p.name.endswith((".csv", ".csv.gz")))
+        else:
+            files.append(source)
+    return files
+
+
+@main.command()
+@click.option("--lake-target", default=pipeline.LAKE_TARGET, show_default=True)
+@click.option("--warehouse-target", default=pipeline.WAREHOUSE_TARGET, show_default=True)
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from all of Bronze.")
+@click.option("--format", "table_format", type=click.Choice(["iceberg", "parquet"]), default=None,
+              help="Table format of Silver and Gold (dbt var lake_table_format).")
+def build(lake_target: str, warehouse_target: str, full_refresh: bool, table_format: str | None) -> None:
+    """Build and test the lake, then the warehouse, from whatever Bronze holds."""
+    dbt_vars = {"lake_table_format": table_format} if table_format else None
+    _run_or_exit(lambda: pipeline.build(lake_target, warehouse_target, full_refresh, dbt_vars))
+
+
+@main.command()
+def report() -> None:
+    """Write the insights report (self-contained HTML) from the marts."""
+    console.print(f"report: {_report()}")
+
+
+def _report() -> Path:
+    from ingestion.report import build_report
+
+    return build_report(paths().duckdb_file, reports_dir())
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=1), default=DEFAULT_ROWS, show_default=True,
+              help="Rows to generate when Bronze is empty.")
+@click.option("--seed", type=int, default=42, show_default=True)
+def run(rows: int, seed: int) -> None:
+    """The whole pipeline on the local defaults: (generate + ingest,) build, test, report."""
+    started = time.perf_counter()
+    timings = pipeline.StageTimings()
+    lake = paths()
+    if pipeline.bronze_is_empty(lake):
+        console.print(f"Bronze is empty: generating and landing the default dataset ({rows:,} rows)")
+        stage = time.perf_counter()
+        files = _generate(rows, seed, 1, 0.0, lake.incoming / "walmart_sales.csv")
+        timings.measure("generate", stage)
+        stage = time.perf_counter()
+        _ingest(files)
+        timings.measure("ingest", stage)
+    _run_or_exit(lambda: pipeline.build(timings=timings))
+    stage = time.perf_counter()
+    report_file = _report()
+    timings.measure("report", stage)
+    _summary(pipeline.layer_counts(lake), timings, report_file, time.perf_counter() - started)
+
+
+def _summary(counts: dict[str, int], timings: pipeline.StageTimings, report_file: Path,
+             seconds: float) -> None:
+    lake = paths()
+    table = Table(title="lakehouse", show_header=True)
+    table.add_column("layer / table")
+    table.add_column("rows", justify="right")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.print(f"Bronze files      {lake.bronze}")
+    console.print(f"Iceberg warehouse {lake.warehouse}")
+    console.print(f"DuckDB warehouse  {lake.duckdb_file}")
+    console.print(f"Report            {report_file}")
+    stages = ", ".join(f"{name} {secs:.1f}s" for name, secs in timings.seconds.items())
+    console.print(f"Done in {seconds:.1f}s ({stages})")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+def dbt(dbt_args: tuple[str, ...]) -> None:
+    """Any dbt command with the local engines wired, e.g. `lakehouse dbt build --target lake`."""
+    _run_or_exit(lambda: pipeline.run_dbt(list(dbt_args)))
+
+
+@main.command()
+def docs() -> None:
+    """Generate the dbt docs site (lineage Bronze -> marts) into target/; `dbt docs serve` shows it."""
+    _run_or_exit(lambda: pipeline.run_dbt(["docs", "generate"], target=pipeline.WAREHOUSE_TARGET))
+    console.print("docs: target/index.html (serve with `lakehouse dbt docs serve`)")
+
+
+@main.command()
+def env() -> None:
+    """Print the environment the local targets need, as shell exports: eval "$(lakehouse env)"."""
+    for key, value in engine_environment().items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _run_or_exit(action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except pipeline.DbtFailed as error:
+        console.print(f"[red]{error}[/red]")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
