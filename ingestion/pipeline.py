@@ -69,6 +69,8 @@ def build(
         started = time.perf_counter()
         run_dbt(["build", *extra], target=target)
         timings.measure(stage, started)
+        if target == LAKE_TARGET:
+            write_lake_summary()
     return timings
 
 
@@ -113,18 +115,59 @@ def layer_counts(lake: Paths | None = None) -> dict[str, int]:
 
 
 def _silver_counts() -> dict[str, int]:
-    """Valid and rejected Silver rows, from the Spark session the lake build left running."""
+    """Valid and rejected Silver rows, from the summary the last lake build wrote."""
+    summary_file = paths().lake_summary
+    if not summary_file.exists():
+        return {}
+    batches = json.loads(summary_file.read_text())["silver_batches"]
+    return {
+        "silver.slv_sales": sum(b["valid_rows"] for b in batches),
+        "silver.slv_sales_rejected": sum(b["rejected_rows"] for b in batches),
+    }
+
+
+def _spark_session() -> Any:
+    """The Spark session dbt-spark started in this process, if any."""
     from pyspark.sql import SparkSession
 
     # dbt-spark created the session in one of dbt's worker threads; the active-session lookup is
     # per thread, the instantiated session is not.
-    spark = SparkSession.getActiveSession() or SparkSession._instantiatedSession
+    return SparkSession.getActiveSession() or SparkSession._instantiatedSession
+
+
+def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
+    """What the local lake holds after a build, per batch and per rejection reason, as JSON.
+
+    Read by `lakehouse run`'s summary, the benchmarks and the end-to-end tests. Only for the
+    local Spark session (prod lake builds run on Glue).
+    """
+    spark = _spark_session()
     if spark is None:
-        return {}
-    row = spark.sql(
-        "select sum(case when is_valid then 1 else 0 end), sum(case when is_valid then 0 else 1 end) "
-        "from silver.slv_sales_validated"
-    ).first()
-    if row is None:
-        return {}
-    return {"silver.slv_sales": int(row[0] or 0), "silver.slv_sales_rejected": int(row[1] or 0)}
+        return None
+    lake = lake or paths()
+    rows = lambda sql: [r.asDict() for r in spark.sql(sql).collect()]  # noqa: E731
+    summary: dict[str, Any] = {
+        "silver_batches": rows(
+            "select batch_id, cast(ingest_date as string) as ingest_date, count(*) as bronze_rows, "
+            "sum(case when is_valid then 1 else 0 end) as valid_rows, "
+            "sum(case when is_valid then 0 else 1 end) as rejected_rows, "
+            "coalesce(sum(case when is_valid then purchase_amount end), 0) as valid_purchase_amount "
+            "from silver.slv_sales_validated group by batch_id, ingest_date order by ingest_date, batch_id"
+        ),
+        "rejected_by_reason": {
+            r["reason"]: r["rows"]
+            for r in rows(
+                "select reason, count(*) as rows from (select explode(split(rejection_reasons, '; ')) "
+                "as reason from silver.slv_sales_validated where not is_valid) group by reason"
+            )
+        },
+        "gold": rows(
+            "select (select count(*) from gold.fct_sales) as fct_sales_rows, "
+            "(select coalesce(sum(purchase_amount), 0) from gold.fct_sales) as fct_sales_purchase_amount, "
+            "(select count(*) from gold.dim_customers) as dim_customers_rows, "
+            "(select count(*) from gold.dim_products) as dim_products_rows"
+        )[0],
+    }
+    lake.lake_summary.parent.mkdir(parents=True, exist_ok=True)
+    lake.lake_summary.write_text(json.dumps(summary, indent=2, default=str))
+    return summary

@@ -47,6 +47,11 @@ class Paths:
         return self.home / "_duckdb_extensions"
 
     @property
+    def lake_summary(self) -> Path:
+        """What the last local lake build left in Silver and Gold (written by the pipeline)."""
+        return self.home / "_runs" / "lake_summary.json"
+
+    @property
     def incoming(self) -> Path:
         """Where `lakehouse run` writes the generated default dataset before landing it."""
         return self.home / "incoming"
