@@ -12,7 +12,7 @@ export LAKEHOUSE_HOME
 PIP := set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "is ignored: it is neither" || true; }
 
-.PHONY: setup demo test pytest lint fmt docs bench clean lock
+.PHONY: setup demo test check browser lint fmt docs bench clean lock
 
 setup: $(STAMP)
 
@@ -27,8 +27,21 @@ $(STAMP): requirements/requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/lakehouse run
 
-test: setup
+# The whole suite: static gates first (fast, no engines), then pytest, which drives the real
+# engines (Spark + Iceberg, DuckDB, an S3 endpoint on loopback, headless Chromium).
+test: setup browser
+	$(MAKE) --no-print-directory check
 	$(BIN)/python -m pytest
+
+# Static quality gates (lint, types, dbt parse/compile of every target, project structure, secrets).
+check: setup
+
+# The report test opens the HTML in Debian's headless Chromium.
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the report test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 docs: setup
 	$(BIN)/lakehouse docs
