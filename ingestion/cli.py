@@ -207,8 +207,8 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 @main.command()
 def docs() -> None:
     """Generate the dbt docs site (lineage Bronze -> marts) into target/; `dbt docs serve` shows it."""
-    _run_or_exit(lambda: pipeline.run_dbt(["docs", "generate"], target=pipeline.WAREHOUSE_TARGET))
-    console.print("docs: target/index.html (serve with `lakehouse dbt docs serve`)")
+    _run_or_exit(pipeline.generate_docs)
+    console.print("docs: target/index.html (serve with `lakehouse dbt docs serve --port 8080`)")
 
 
 @main.command()

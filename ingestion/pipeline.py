@@ -74,6 +74,24 @@ def build(
     return timings
 
 
+def generate_docs(lake_target: str = LAKE_TARGET, warehouse_target: str = WAREHOUSE_TARGET) -> Path:
+    """The dbt docs site for the whole project: one lineage graph from the Bronze sources to the
+    exposures, with the column types of every layer.
+
+    A catalog only describes the relations of one target, so docs are generated on the lake
+    (sources, Silver, Gold) and on the warehouse (marts), and the two catalogs are merged.
+    """
+    target_dir = PROJECT_DIR / "target"
+    run_dbt(["docs", "generate"], target=lake_target)
+    lake_catalog = json.loads((target_dir / "catalog.json").read_text())
+    run_dbt(["docs", "generate"], target=warehouse_target)
+    catalog = json.loads((target_dir / "catalog.json").read_text())
+    for section in ("nodes", "sources"):
+        catalog[section] = {**lake_catalog.get(section, {}), **catalog.get(section, {})}
+    (target_dir / "catalog.json").write_text(json.dumps(catalog))
+    return target_dir / "index.html"
+
+
 def bronze_is_empty(lake: Paths | None = None) -> bool:
     lake = lake or paths()
     return not any(lake.ledger.glob("*.json")) if lake.ledger.is_dir() else True
