@@ -1,0 +1,867 @@
+"""The insights report: one self-contained HTML page built from the six marts.
+
+`build_report(duckdb_path, out_dir)` opens the DuckDB warehouse read-only, reads the marts
+(schema `marts`), draws six plotly charts and the key numbers as HTML tables, and writes
+`out_dir/insights.html`. plotly.js is inlined once in the page head, so the file opens offline.
+
+Every value that comes from the data is HTML-escaped, in the tables and in the chart labels
+(plotly renders its labels as pseudo-HTML and decodes the entities back for display).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import duckdb
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "insights.html"
+SCHEMA = "marts"
+MARTS = (
+    "mart_top_products",
+    "mart_category_performance",
+    "mart_customer_segments",
+    "mart_market_segments",
+    "mart_high_value_customers",
+    "mart_daily_sales",
+)
+TOP_PRODUCTS_CHART = 20
+TOP_TABLE_ROWS = 10
+CLV_BINS = 50
+
+# The id of each chart's div, in page order; the tests and the browser check use them.
+CHART_IDS = (
+    "chart-top-products",
+    "chart-category-pareto",
+    "chart-customer-segments",
+    "chart-market-heatmap",
+    "chart-clv-distribution",
+    "chart-daily-sales",
+)
+
+SPEND_ORDER = ("VIP", "Loyal", "Regular")
+FREQUENCY_ORDER = ("High", "Medium", "Low")
+ABC_COLOURS = {"A": "#2563eb", "B": "#f59e0b", "C": "#94a3b8"}
+OTHER_COLOURS = ("#10b981", "#ef4444", "#8b5cf6", "#ec4899")
+BLUE, ORANGE, GREEN, GREY = "#2563eb", "#f97316", "#10b981", "#64748b"
+PLOTLY_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
+
+Row = dict[str, Any]
+
+
+class ReportError(RuntimeError):
+    """The report cannot be built from this warehouse; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an HTML table: header, row key and how to format the value."""
+
+    header: str
+    key: str
+    fmt: Callable[[Any], str] = str
+    numeric: bool = False
+
+
+@dataclass(frozen=True)
+class MartData:
+    """What the report needs from the marts, read once."""
+
+    totals: Row
+    top_products: list[Row]
+    categories: list[Row]
+    segments: list[Row]
+    markets: list[Row]
+    clv: list[Row]
+    top_customers: list[Row]
+    daily: list[Row]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the marts
+
+
+def build_report(duckdb_path: Path, out_dir: Path) -> Path:
+    """Read the marts in `duckdb_path` and write `out_dir/insights.html`; return its path."""
+    source = Path(duckdb_path).expanduser().resolve()
+    data = read_marts(source)
+    if not data.totals["products"]:
+        log.warning("the marts in %s are empty: land data and run `lakehouse build`", source)
+    page = render_report(data, source, datetime.now(UTC))
+    out_dir = Path(out_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / REPORT_FILE
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)
+    log.info("wrote %s (%d bytes) from %s", target, len(page.encode("utf-8")), source)
+    return target
+
+
+def read_marts(source: Path) -> MartData:
+    """Read every mart the report needs, or raise ReportError saying what is missing."""
+    if not source.is_file():
+        raise ReportError(f"no DuckDB warehouse at {source}: run `lakehouse build` first")
+    con = _connect(source)
+    try:
+        _check_marts(con, source)
+        log.info("reading marts from %s", source)
+        return MartData(
+            totals=_query(con, source, "mart_daily_sales", TOTALS_SQL)[0],
+            top_products=_query(con, source, "mart_top_products", TOP_PRODUCTS_SQL),
+            categories=_query(con, source, "mart_category_performance", CATEGORIES_SQL),
+            segments=_query(con, source, "mart_customer_segments", SEGMENTS_SQL),
+            markets=_query(con, source, "mart_market_segments", MARKETS_SQL),
+            clv=_query(con, source, "mart_high_value_customers", CLV_SQL),
+            top_customers=_query(con, source, "mart_high_value_customers", TOP_CUSTOMERS_SQL),
+            daily=_query(con, source, "mart_daily_sales", DAILY_SQL),
+        )
+    finally:
+        con.close()
+
+
+def _connect(source: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(source), read_only=True)
+    except duckdb.ConnectionException as exc:
+        # This process already holds the file open read-write (dbt-duckdb in `lakehouse run`):
+        # DuckDB then refuses a second configuration, so share that instance; we only select.
+        if "different configuration" not in str(exc):
+            raise ReportError(f"cannot open {source}: {exc}") from exc
+        log.info("%s is already open in this process; reading through that instance", source)
+        try:
+            return duckdb.connect(str(source))
+        except duckdb.Error as again:
+            raise ReportError(f"cannot open {source}: {again}") from again
+    except duckdb.Error as exc:
+        raise ReportError(f"cannot open {source} read-only: {exc}") from exc
+
+
+def _check_marts(con: duckdb.DuckDBPyConnection, source: Path) -> None:
+    found = {
+        str(name)
+        for (name,) in con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = ? and table_catalog = current_database()",
+            [SCHEMA],
+        ).fetchall()
+    }
+    missing = [mart for mart in MARTS if mart not in found]
+    if len(missing) == len(MARTS):
+        raise ReportError(f"no marts in {source}: run `lakehouse build` first")
+    if missing:
+        names = ", ".join(f"{SCHEMA}.{mart}" for mart in missing)
+        raise ReportError(f"missing marts in {source} ({names}): run `lakehouse build` first")
+
+
+def _query(con: duckdb.DuckDBPyConnection, source: Path, mart: str, sql: str) -> list[Row]:
+    try:
+        cursor = con.execute(sql)
+        columns = [str(column[0]) for column in cursor.description or ()]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    except duckdb.Error as exc:
+        raise ReportError(
+            f"cannot read {SCHEMA}.{mart} in {source} ({exc}): rebuild with `lakehouse build`"
+        ) from exc
+
+
+TOTALS_SQL = f"""
+select
+    (select coalesce(sum(total_revenue), 0) from {SCHEMA}.mart_daily_sales) as revenue,
+    (select coalesce(sum(purchases), 0) from {SCHEMA}.mart_daily_sales) as purchases,
+    (select count(*) from {SCHEMA}.mart_high_value_customers) as customers,
+    (select count(*) from {SCHEMA}.mart_top_products) as products,
+    (select count(*) from {SCHEMA}.mart_category_performance) as categories,
+    (select count(*) from {SCHEMA}.mart_daily_sales) as days,
+    (select min(ingest_date) from {SCHEMA}.mart_daily_sales) as first_day,
+    (select max(ingest_date) from {SCHEMA}.mart_daily_sales) as last_day
+"""
+
+TOP_PRODUCTS_SQL = f"""
+select product_id, product_category, product_category_name, revenue_rank, total_revenue,
+       units_sold, distinct_customers, avg_revenue_per_customer, revenue_contribution_pct,
+       abc_class, product_segment
+from {SCHEMA}.mart_top_products
+order by revenue_rank, product_id
+limit {TOP_PRODUCTS_CHART}
+"""
+
+CATEGORIES_SQL = f"""
+select product_category, product_category_name, products, total_revenue, units_sold, avg_price,
+       revenue_share_pct, cumulative_revenue_share_pct, revenue_rank, top_product_id
+from {SCHEMA}.mart_category_performance
+order by cumulative_revenue_share_pct, revenue_rank, product_category
+"""
+
+SEGMENTS_SQL = f"""
+select spend_segment, frequency_segment, customers, total_revenue, purchases, revenue_share_pct,
+       customer_share_pct, avg_historic_clv, avg_predicted_clv, avg_basket_amount,
+       median_total_spent
+from {SCHEMA}.mart_customer_segments
+"""
+
+MARKETS_SQL = f"""
+select city_category, age_band, sum(customers) as customers, sum(total_revenue) as total_revenue
+from {SCHEMA}.mart_market_segments
+group by city_category, age_band
+"""
+
+CLV_SQL = f"""
+select historic_clv, predicted_clv
+from {SCHEMA}.mart_high_value_customers
+"""
+
+TOP_CUSTOMERS_SQL = f"""
+select customer_id, clv_rank, spend_rank, total_spent, historic_clv, predicted_clv,
+       purchase_count, distinct_products, spend_segment, frequency_segment, gender, age_band,
+       city_category
+from {SCHEMA}.mart_high_value_customers
+order by clv_rank, total_spent desc, customer_id
+limit {TOP_TABLE_ROWS}
+"""
+
+DAILY_SQL = f"""
+select ingest_date, total_revenue, purchases, customers, new_customers, returning_customers,
+       avg_purchase_amount, cumulative_revenue
+from {SCHEMA}.mart_daily_sales
+order by ingest_date
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def esc(value: Any) -> str:
+    """Any value as escaped HTML text."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(value: Any) -> float:
+    return 0.0 if value is None else float(value)
+
+
+def fmt_int(value: Any) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+def fmt_amount(value: Any) -> str:
+    return "—" if value is None else f"{Decimal(value):,.2f}"
+
+
+def fmt_pct(value: Any) -> str:
+    return "—" if value is None else f"{Decimal(value):.2f} %"
+
+
+def fmt_compact(value: float) -> str:
+    """1234567 -> 1.23M, for labels inside the charts."""
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.2f}{suffix}"
+    return f"{value:.0f}"
+
+
+def _sort_key(order: Sequence[str]) -> Callable[[Any], tuple[int, str]]:
+    def key(value: Any) -> tuple[int, str]:
+        text = "" if value is None else str(value)
+        return (order.index(text) if text in order else len(order), text)
+
+    return key
+
+
+def _age_key(band: Any) -> tuple[int, str]:
+    text = "" if band is None else str(band)
+    match = re.match(r"\s*(\d+)", text)
+    return (int(match.group(1)) if match else 10**6, text)
+
+
+def _segment_label(row: Row) -> str:
+    return f"{esc(row['spend_segment'])} · {esc(row['frequency_segment'])}"
+
+
+def _sorted_segments(rows: Iterable[Row]) -> list[Row]:
+    spend, frequency = _sort_key(SPEND_ORDER), _sort_key(FREQUENCY_ORDER)
+    return sorted(
+        rows, key=lambda r: (spend(r["spend_segment"]), frequency(r["frequency_segment"]))
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
+def _layout(
+    fig: go.Figure, height: int = 440, top: int = 30, legend_y: float = 1.02, **extra: Any
+) -> go.Figure:
+    """The look every chart shares; `top` leaves room above the plot (legend, subplot titles)."""
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 60, "r": 30, "t": top, "b": 60},
+        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": legend_y,
+            "x": 0,
+            "traceorder": "normal",
+        },
+        hoverlabel={"namelength": -1},
+        **extra,
+    )
+    return fig
+
+
+def chart_top_products(rows: list[Row]) -> go.Figure:
+    """Top products by revenue, one bar trace per ABC class so the legend explains the colours."""
+    fig = go.Figure()
+    order = [esc(r["product_id"]) for r in rows]
+    classes = sorted({esc(r["abc_class"]) for r in rows})
+    others = iter(OTHER_COLOURS * (len(classes) + 1))
+    for abc in classes:
+        members = [r for r in rows if esc(r["abc_class"]) == abc]
+        fig.add_trace(
+            go.Bar(
+                name=f"class {abc}",
+                x=[esc(r["product_id"]) for r in members],
+                y=[_num(r["total_revenue"]) for r in members],
+                marker_color=ABC_COLOURS.get(abc) or next(others),
+                customdata=[
+                    [
+                        esc(r["product_category_name"]),
+                        fmt_int(r["units_sold"]),
+                        fmt_int(r["distinct_customers"]),
+                        fmt_pct(r["revenue_contribution_pct"]),
+                        fmt_int(r["revenue_rank"]),
+                    ]
+                    for r in members
+                ],
+                hovertemplate=(
+                    "<b>#%{customdata[4]} %{x}</b><br>%{customdata[0]}<br>"
+                    "revenue %{y:,.0f}<br>units %{customdata[1]}, customers %{customdata[2]}"
+                    "<br>%{customdata[3]} of all revenue<extra>%{fullData.name}</extra>"
+                ),
+            )
+        )
+    fig.update_xaxes(categoryorder="array", categoryarray=order, tickangle=-45, title="product")
+    fig.update_yaxes(title="revenue")
+    return _layout(fig, bargap=0.25, showlegend=True)
+
+
+def chart_category_pareto(rows: list[Row]) -> go.Figure:
+    """Categories by revenue (bars) with the running share of revenue (line, right axis)."""
+    labels = [esc(r["product_category_name"] or r["product_category"]) for r in rows]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(
+            name="revenue",
+            x=labels,
+            y=[_num(r["total_revenue"]) for r in rows],
+            marker_color=BLUE,
+            customdata=[[fmt_pct(r["revenue_share_pct"]), fmt_int(r["products"])] for r in rows],
+            hovertemplate=(
+                "<b>%{x}</b><br>revenue %{y:,.0f} (%{customdata[0]})"
+                "<br>%{customdata[1]} products<extra></extra>"
+            ),
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="cumulative share of revenue",
+            x=labels,
+            y=[_num(r["cumulative_revenue_share_pct"]) for r in rows],
+            mode="lines+markers",
+            line={"color": ORANGE, "width": 2.5},
+            marker={"size": 7},
+            hovertemplate="<b>%{x}</b><br>cumulative %{y:.2f} %<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    # The 80 % line of the Pareto rule, on the share axis.
+    fig.add_shape(
+        type="line",
+        xref="paper",
+        x0=0,
+        x1=1,
+        yref="y2",
+        y0=80,
+        y1=80,
+        line={"color": GREY, "dash": "dot", "width": 1.5},
+    )
+    fig.add_annotation(
+        xref="paper",
+        x=1,
+        xanchor="right",
+        yref="y2",
+        y=80,
+        yanchor="bottom",
+        text="80 % of revenue",
+        showarrow=False,
+        font={"color": GREY},
+    )
+    fig.update_xaxes(categoryorder="array", categoryarray=labels, tickangle=-35)
+    fig.update_yaxes(title="revenue", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(
+        title="cumulative share",
+        range=[0, 105],
+        tickmode="linear",
+        tick0=0,
+        dtick=20,
+        ticksuffix=" %",
+        showgrid=False,
+        secondary_y=True,
+    )
+    return _layout(fig, height=480)
+
+
+def chart_customer_segments(rows: list[Row]) -> go.Figure:
+    """Share of customers against share of revenue for each spend x frequency segment."""
+    rows = _sorted_segments(rows)
+    labels = [_segment_label(r) for r in rows]
+    fig = go.Figure()
+    for name, key, colour in (
+        ("share of customers", "customer_share_pct", GREY),
+        ("share of revenue", "revenue_share_pct", BLUE),
+    ):
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=labels,
+                y=[_num(r[key]) for r in rows],
+                marker_color=colour,
+                text=[fmt_pct(r[key]) for r in rows],
+                textposition="outside",
+                customdata=[[fmt_int(r["customers"]), fmt_int(r["total_revenue"])] for r in rows],
+                hovertemplate=(
+                    "<b>%{x}</b><br>%{y:.2f} %<br>%{customdata[0]} customers, "
+                    "revenue %{customdata[1]}<extra>%{fullData.name}</extra>"
+                ),
+            )
+        )
+    fig.update_xaxes(title="spend segment · frequency segment")
+    fig.update_yaxes(title="share", ticksuffix=" %", rangemode="tozero")
+    return _layout(fig, barmode="group", bargap=0.25, uniformtext={"minsize": 9, "mode": "hide"})
+
+
+def chart_market_heatmap(rows: list[Row]) -> go.Figure:
+    """Revenue by city category (columns) and age band (rows), summed over gender and marriage."""
+    cities = sorted({esc(r["city_category"]) for r in rows})
+    bands = sorted({r["age_band"] for r in rows}, key=_age_key)
+    band_labels = [esc(b) for b in bands]
+    revenue: dict[tuple[str, str], float] = {}
+    customers: dict[tuple[str, str], Any] = {}
+    for r in rows:
+        cell = (esc(r["city_category"]), esc(r["age_band"]))
+        revenue[cell], customers[cell] = _num(r["total_revenue"]), r["customers"]
+    z: list[list[float | None]] = [[revenue.get((c, b)) for c in cities] for b in band_labels]
+    text = [[fmt_compact(v) if v is not None else "" for v in line] for line in z]
+    custom = [[fmt_int(customers.get((c, b))) for c in cities] for b in band_labels]
+    fig = go.Figure(
+        go.Heatmap(
+            x=[f"city {c}" for c in cities],
+            y=band_labels,
+            z=z,
+            text=text,
+            texttemplate="%{text}",
+            customdata=custom,
+            colorscale="Blues",
+            colorbar={"title": {"text": "revenue"}},
+            hovertemplate=(
+                "<b>%{x}, age %{y}</b><br>revenue %{z:,.0f}<br>%{customdata} customers"
+                "<extra></extra>"
+            ),
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_xaxes(title="city category", side="bottom")
+    fig.update_yaxes(title="age band", type="category")
+    return _layout(fig, height=420)
+
+
+def chart_clv_distribution(rows: list[Row]) -> go.Figure:
+    """Histogram of historic CLV, and of predicted CLV once the lake has enough history."""
+    historic = [_num(r["historic_clv"]) for r in rows if r["historic_clv"] is not None]
+    predicted = [_num(r["predicted_clv"]) for r in rows if r["predicted_clv"] is not None]
+    # The same bins for both, so the two distributions compare bar for bar.
+    low, high = min([0.0, *historic, *predicted]), max([0.0, *historic, *predicted])
+    bins = {"start": low, "end": high + 1, "size": max((high - low) / CLV_BINS, 0.01)}
+    fig = go.Figure()
+    fig.add_trace(
+        go.Histogram(
+            name="historic CLV",
+            x=historic,
+            xbins=bins,
+            marker_color=BLUE,
+            opacity=0.75 if predicted else 1.0,
+            hovertemplate="CLV %{x}<br>%{y:,} customers<extra>historic</extra>",
+        )
+    )
+    if predicted:
+        fig.add_trace(
+            go.Histogram(
+                name="predicted CLV",
+                x=predicted,
+                xbins=bins,
+                marker_color=ORANGE,
+                opacity=0.6,
+                hovertemplate="CLV %{x}<br>%{y:,} customers<extra>predicted</extra>",
+            )
+        )
+    fig.update_xaxes(title="customer lifetime value")
+    fig.update_yaxes(title="customers")
+    return _layout(fig, barmode="overlay", bargap=0.05)
+
+
+def chart_daily_sales(rows: list[Row]) -> go.Figure:
+    """Revenue per ingest date, and how many of the day's customers were new or returning.
+
+    The dates are categories, so a single day is one visible bar rather than a lonely point on a
+    date axis; the cumulative revenue line only appears once there are two days to join.
+    """
+    days = [esc(r["ingest_date"]) for r in rows]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"secondary_y": True}, {}]],
+        horizontal_spacing=0.14,
+        subplot_titles=("revenue per day", "customers per day"),
+    )
+    fig.add_trace(
+        go.Bar(
+            name="revenue",
+            x=days,
+            y=[_num(r["total_revenue"]) for r in rows],
+            marker_color=BLUE,
+            customdata=[
+                [fmt_int(r["purchases"]), fmt_amount(r["avg_purchase_amount"])] for r in rows
+            ],
+            hovertemplate=(
+                "<b>%{x}</b><br>revenue %{y:,.0f}<br>%{customdata[0]} purchases, "
+                "average %{customdata[1]}<extra></extra>"
+            ),
+        ),
+        row=1,
+        col=1,
+        secondary_y=False,
+    )
+    if len(rows) > 1:
+        fig.add_trace(
+            go.Scatter(
+                name="cumulative revenue",
+                x=days,
+                y=[_num(r["cumulative_revenue"]) for r in rows],
+                mode="lines+markers",
+                line={"color": ORANGE, "width": 2.5},
+                hovertemplate="<b>%{x}</b><br>cumulative %{y:,.0f}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+            secondary_y=True,
+        )
+        # No axis title: it would run into the next plot; the legend names the line.
+        fig.update_yaxes(showgrid=False, rangemode="tozero", row=1, col=1, secondary_y=True)
+    for name, key, colour in (
+        ("new customers", "new_customers", GREEN),
+        ("returning customers", "returning_customers", GREY),
+    ):
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=days,
+                y=[_num(r[key]) for r in rows],
+                marker_color=colour,
+                hovertemplate=f"<b>%{{x}}</b><br>%{{y:,}} {name}<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_xaxes(type="category", title="ingest date")
+    fig.update_yaxes(title="revenue", row=1, col=1, secondary_y=False)
+    fig.update_yaxes(title="customers", row=1, col=2)
+    gap = 0.4 if len(rows) > 1 else 0.6
+    return _layout(fig, height=470, top=90, legend_y=1.14, barmode="stack", bargap=gap)
+
+
+def _figure_html(fig: go.Figure, div_id: str) -> str:
+    return str(
+        pio.to_html(
+            fig,
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=div_id,
+            config=PLOTLY_CONFIG,
+            default_height=f"{fig.layout.height}px",
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+
+def html_table(table_id: str, columns: Sequence[Column], rows: Iterable[Row]) -> str:
+    """An escaped HTML table; numeric cells carry their raw value in data-value."""
+    head = "".join(
+        f'<th class="{"num" if c.numeric else "txt"}" scope="col">{esc(c.header)}</th>'
+        for c in columns
+    )
+    body = []
+    for row in rows:
+        cells = []
+        for c in columns:
+            value = row.get(c.key)
+            text = c.fmt(value) if value is not None else "—"
+            if c.numeric:
+                raw = "" if value is None else str(value)
+                cells.append(f'<td class="num" data-value="{esc(raw)}">{esc(text)}</td>')
+            else:
+                cells.append(f'<td class="txt">{esc(text)}</td>')
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    if not body:
+        body.append(f'<tr><td class="empty" colspan="{len(columns)}">no rows</td></tr>')
+    return (
+        f'<div class="table-wrap"><table id="{esc(table_id)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def headline_cards(totals: Row) -> str:
+    """The key numbers as cards; each carries data-key and the raw data-value."""
+    revenue, purchases = totals["revenue"], totals["purchases"]
+    basket = (
+        (Decimal(revenue) / Decimal(purchases)).quantize(Decimal("0.01")) if purchases else None
+    )
+    first, last = totals["first_day"], totals["last_day"]
+    span = "—" if first is None else str(first) if first == last else f"{first} → {last}"
+    cards = (
+        ("revenue", "Revenue", revenue, fmt_int(revenue), "sum of purchase amounts"),
+        ("purchases", "Purchases", purchases, fmt_int(purchases), "purchase lines"),
+        ("customers", "Customers", totals["customers"], fmt_int(totals["customers"]), "who bought"),
+        ("products", "Products", totals["products"], fmt_int(totals["products"]), "sold"),
+        ("days", "Days", totals["days"], fmt_int(totals["days"]), span),
+        ("avg_basket", "Average purchase", basket, fmt_amount(basket), "revenue / purchases"),
+    )
+    return "".join(
+        f'<div class="card" data-key="{esc(key)}" data-value="{esc("" if raw is None else raw)}">'
+        f'<div class="card-label">{esc(label)}</div><div class="card-value">{esc(text)}</div>'
+        f'<div class="card-note">{esc(note)}</div></div>'
+        for key, label, raw, text, note in cards
+    )
+
+
+TOP_PRODUCT_COLUMNS = (
+    Column("Rank", "revenue_rank", fmt_int, numeric=True),
+    Column("Product", "product_id"),
+    Column("Category", "product_category_name"),
+    Column("Revenue", "total_revenue", fmt_int, numeric=True),
+    Column("Units", "units_sold", fmt_int, numeric=True),
+    Column("Customers", "distinct_customers", fmt_int, numeric=True),
+    Column("Share of revenue", "revenue_contribution_pct", fmt_pct, numeric=True),
+    Column("ABC", "abc_class"),
+    Column("Segment", "product_segment"),
+)
+
+TOP_CUSTOMER_COLUMNS = (
+    Column("CLV rank", "clv_rank", fmt_int, numeric=True),
+    Column("Customer", "customer_id"),
+    Column("Predicted CLV", "predicted_clv", fmt_amount, numeric=True),
+    Column("Historic CLV", "historic_clv", fmt_amount, numeric=True),
+    Column("Total spent", "total_spent", fmt_int, numeric=True),
+    Column("Purchases", "purchase_count", fmt_int, numeric=True),
+    Column("Products", "distinct_products", fmt_int, numeric=True),
+    Column("Spend", "spend_segment"),
+    Column("Frequency", "frequency_segment"),
+    Column("Gender", "gender"),
+    Column("Age", "age_band"),
+    Column("City", "city_category"),
+)
+
+SEGMENT_COLUMNS = (
+    Column("Spend", "spend_segment"),
+    Column("Frequency", "frequency_segment"),
+    Column("Customers", "customers", fmt_int, numeric=True),
+    Column("Share of customers", "customer_share_pct", fmt_pct, numeric=True),
+    Column("Revenue", "total_revenue", fmt_int, numeric=True),
+    Column("Share of revenue", "revenue_share_pct", fmt_pct, numeric=True),
+    Column("Purchases", "purchases", fmt_int, numeric=True),
+    Column("Avg basket", "avg_basket_amount", fmt_amount, numeric=True),
+    Column("Median spent", "median_total_spent", fmt_amount, numeric=True),
+    Column("Avg historic CLV", "avg_historic_clv", fmt_amount, numeric=True),
+    Column("Avg predicted CLV", "avg_predicted_clv", fmt_amount, numeric=True),
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    title: str
+    intro: str
+    body: str
+
+
+def render_report(data: MartData, source: Path, generated: datetime) -> str:
+    """The whole page as a string."""
+    has_prediction = any(r["predicted_clv"] is not None for r in data.clv)
+    top_share = sum(_num(r["revenue_contribution_pct"]) for r in data.top_products)
+    sections = [
+        Section(
+            "top-products",
+            f"Top {TOP_PRODUCTS_CHART} products by revenue",
+            f"The {len(data.top_products)} best-selling products take {top_share:.1f} % of all "
+            "revenue. Colour is the ABC class: A products make the first 80 % of revenue, B the "
+            "next 15 %, C the rest.",
+            _figure_html(chart_top_products(data.top_products), CHART_IDS[0])
+            + f"<h3>Top {TOP_TABLE_ROWS}</h3>"
+            + html_table(
+                "table-top-products", TOP_PRODUCT_COLUMNS, data.top_products[:TOP_TABLE_ROWS]
+            ),
+        ),
+        Section(
+            "categories",
+            "Revenue by product category (Pareto)",
+            "Categories from the largest to the smallest revenue; the line is the running share "
+            "of revenue (right axis), so where it crosses 80 % tells how few categories make most "
+            "of the sales.",
+            _figure_html(chart_category_pareto(data.categories), CHART_IDS[1]),
+        ),
+        Section(
+            "segments",
+            "Customer segments",
+            "Spend segment x frequency segment: each segment's share of customers next to its "
+            "share of revenue. A revenue bar taller than the customer bar marks the segments "
+            "worth more than their head count.",
+            _figure_html(chart_customer_segments(data.segments), CHART_IDS[2])
+            + html_table("table-segments", SEGMENT_COLUMNS, _sorted_segments(data.segments)),
+        ),
+        Section(
+            "markets",
+            "Market segments",
+            "Revenue by city category and age band, summed over gender and marital status: the "
+            "darker the cell, the larger the market.",
+            _figure_html(chart_market_heatmap(data.markets), CHART_IDS[3]),
+        ),
+        Section(
+            "clv",
+            "Customer lifetime value",
+            "How customers spread over lifetime value. Historic CLV is total spent x gross margin; "
+            + (
+                "predicted CLV (orange) projects it over the CLV horizon. "
+                if has_prediction
+                else "predicted CLV appears once the lake holds enough days of history. "
+            )
+            + "The table lists the customers ranked highest by CLV.",
+            _figure_html(chart_clv_distribution(data.clv), CHART_IDS[4])
+            + f"<h3>Top {TOP_TABLE_ROWS} customers by CLV</h3>"
+            + html_table("table-top-customers", TOP_CUSTOMER_COLUMNS, data.top_customers),
+        ),
+        Section(
+            "daily",
+            "Daily sales",
+            "Revenue per ingest date (with the cumulative revenue once there are several days), "
+            "and the day's customers split into first-time and returning buyers.",
+            _figure_html(chart_daily_sales(data.daily), CHART_IDS[5]),
+        ),
+    ]
+    nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in sections)
+    body = "".join(
+        f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2><p class="intro">{esc(s.intro)}</p>'
+        f"{s.body}</section>"
+        for s in sections
+    )
+    return PAGE.substitute(
+        title="Insights report",
+        generated=esc(generated.strftime("%Y-%m-%d %H:%M:%S %Z")),
+        generated_iso=esc(generated.isoformat(timespec="seconds")),
+        source=esc(source),
+        cards=headline_cards(data.totals),
+        nav=nav,
+        sections=body,
+        plotlyjs=get_plotlyjs(),
+    )
+
+
+CSS = """
+:root { --ink: #0f172a; --muted: #64748b; --line: #e2e8f0; --bg: #f8fafc; --accent: #2563eb; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--ink);
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", sans-serif; }
+header { background: #0f172a; color: #f8fafc; padding: 28px 0 22px; }
+header .meta { color: #cbd5e1; font-size: 13px; margin-top: 6px; }
+header code { color: #e2e8f0; word-break: break-all; }
+.wrap { max-width: 1240px; margin: 0 auto; padding: 0 24px; }
+h1 { margin: 0; font-size: 28px; font-weight: 650; letter-spacing: -0.01em; }
+h2 { margin: 0 0 6px; font-size: 20px; }
+h3 { margin: 22px 0 8px; font-size: 15px; color: var(--muted); text-transform: uppercase;
+     letter-spacing: 0.04em; }
+nav { display: flex; flex-wrap: wrap; gap: 6px 18px; margin-top: 14px; font-size: 13px; }
+nav a { color: #93c5fd; text-decoration: none; }
+nav a:hover { text-decoration: underline; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 14px;
+         margin: 22px 0 8px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; }
+.card-label { color: var(--muted); font-size: 12px; text-transform: uppercase;
+              letter-spacing: 0.05em; }
+.card-value { font-size: 24px; font-weight: 650; font-variant-numeric: tabular-nums; }
+.card-note { color: var(--muted); font-size: 12px; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 10px;
+          padding: 20px 22px; margin: 18px 0; }
+.intro { color: #334155; margin: 0 0 10px; max-width: 900px; }
+.table-wrap { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); }
+td { white-space: nowrap; }
+th { background: #f1f5f9; font-weight: 600; text-align: left; vertical-align: bottom; }
+th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) { background: #f8fafc; }
+tbody tr:hover { background: #eff6ff; }
+td.empty { color: var(--muted); text-align: center; }
+footer { color: var(--muted); font-size: 12px; padding: 10px 0 30px; }
+"""
+
+PAGE = Template(
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="dbt-lakehouse ingestion.report">
+<title>$title</title>
+<style>"""
+    + CSS
+    + """</style>
+<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
+<script type="text/javascript">$plotlyjs</script>
+</head>
+<body>
+<header><div class="wrap">
+<h1>$title</h1>
+<div class="meta">Generated <time datetime="$generated_iso">$generated</time>
+ from <code id="source">$source</code> (schema marts)</div>
+<nav>$nav</nav>
+</div></header>
+<main class="wrap">
+<div class="cards" id="headline">$cards</div>
+$sections
+</main>
+<footer class="wrap">Built by <code>lakehouse report</code> from the dbt marts; every number
+ comes from the warehouse above. Charts: plotly.js, embedded, works offline.</footer>
+</body>
+</html>
+"""
+)
