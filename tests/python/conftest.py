@@ -4,44 +4,13 @@ would drive it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-FIXTURES = PROJECT_DIR / "tests" / "fixtures"
-REAL_FIXTURE = FIXTURES / "walmart_head_2000rows.csv"
-# The full 29,116 real rows, where the sibling shared/ folder exists (not in a user's clone).
-SHARED_REAL_ROWS = PROJECT_DIR.parent / "shared" / "data" / "walmart" / "walmart_head_29116rows.csv"
-LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
-
-
-def lakehouse_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["LAKEHOUSE_HOME"] = str(home)
-    env["LAKEHOUSE_REPORTS"] = str(home / "reports")
-    return env
-
-
-def run_lakehouse(home: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run the `lakehouse` CLI against one lake folder; on failure show what the user saw."""
-    result = subprocess.run(
-        [str(LAKEHOUSE), *args],
-        env=lakehouse_env(home),
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"lakehouse {' '.join(args)} exited {result.returncode}\n"
-            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-        )
-    return result
+from tests.python.lakehouse_story import Story, story  # noqa: F401  (registers the fixture)
+from tests.python.support import REAL_FIXTURE, SHARED_REAL_ROWS
 
 
 @pytest.fixture(scope="session")
@@ -52,15 +21,11 @@ def real_rows_csv() -> Path:
 
 
 @pytest.fixture(scope="session")
-def built_lake(tmp_path_factory: pytest.TempPathFactory, real_rows_csv: Path) -> Path:
-    """A lake with the real rows landed on 2026-01-01 and built on both local targets."""
-    home = tmp_path_factory.mktemp("lake")
-    run_lakehouse(home, "ingest", str(real_rows_csv), "--ingest-date", "2026-01-01")
-    run_lakehouse(home, "build")
-    return home
-
-
-@pytest.fixture(scope="session")
-def warehouse_duckdb(built_lake: Path) -> Path:
-    """The DuckDB warehouse file of the built lake, marts included."""
-    return built_lake / "warehouse.duckdb"
+def warehouse_duckdb(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the DuckDB warehouse the end-to-end story built (three days, marts included)."""
+    built: Story = request.getfixturevalue("story")
+    copy = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    shutil.copyfile(built.home / "warehouse.duckdb", copy)
+    return copy

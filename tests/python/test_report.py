@@ -15,7 +15,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -36,16 +35,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTEFACT = REPO / "reports" / "test-artifacts" / "insights.png"
 EXAMPLE_WAREHOUSE = Path("/tmp/lk1/warehouse.duckdb")
 PAYLOAD = '<script>alert("pwned")</script>&\''
-
-
-# TEMP until conftest provides it: the lead's conftest.py builds the marts with the real pipeline.
-@pytest.fixture(scope="session")
-def warehouse_duckdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not EXAMPLE_WAREHOUSE.is_file():
-        pytest.fail(f"{EXAMPLE_WAREHOUSE} is missing: build the marts (`lakehouse build`) first")
-    copy = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
-    shutil.copyfile(EXAMPLE_WAREHOUSE, copy)
-    return copy
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,183 @@
+"""The end-to-end story, through the `lakehouse` CLI, on the real engines: land real rows,
+build the lake (Spark + Iceberg) and the warehouse (DuckDB over the same files), then change
+Bronze the ways a user does - rebuild with nothing new, land the same file again, land a new day
+with bad rows, kill a build half-way - and observe after each step what every layer holds.
+
+Expected numbers come from the input files themselves (read with the csv module), never from
+the pipeline's own output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.python.support import LAKEHOUSE, PROJECT_DIR, lakehouse_env, run_lakehouse
+
+pytestmark = pytest.mark.spark
+
+DAY1, DAY2, DAY3 = "2026-01-01", "2026-01-02", "2026-01-03"
+
+
+@dataclass(frozen=True)
+class CsvFacts:
+    """What a source file holds, computed independently of the pipeline."""
+
+    rows: int
+    purchase_sum: int
+    customers: frozenset[str]
+    products: frozenset[str]
+
+
+def csv_facts(path: Path, exclude_lines: set[int] = frozenset()) -> CsvFacts:  # type: ignore[assignment]
+    rows = purchase = 0
+    customers: set[str] = set()
+    products: set[str] = set()
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        for line, record in enumerate(reader, start=2):
+            if line in exclude_lines:
+                continue
+            rows += 1
+            purchase += int(record["Purchase"])
+            customers.add(record["User_ID"])
+            products.add(record["Product_ID"])
+    return CsvFacts(rows, purchase, frozenset(customers), frozenset(products))
+
+
+@dataclass
+class LakeState:
+    """One observation of the lake: the summary the build wrote, and Gold read by DuckDB."""
+
+    summary: dict[str, Any]
+    fct_by_date: dict[str, tuple[int, int]]
+    fct_sale_ids: int
+    fct_metadata: str
+    marts: dict[str, int] = field(default_factory=dict)
+
+
+def observe(home: Path) -> LakeState:
+    summary = json.loads((home / "_runs" / "lake_summary.json").read_text())
+    con = duckdb.connect(
+        str(home / "warehouse.duckdb"),
+        read_only=True,
+        config={"extension_directory": str(home / "_duckdb_extensions")},
+    )
+    try:
+        by_date = {
+            str(day): (int(rows), int(amount))
+            for day, rows, amount in con.execute(
+                "select ingest_date, count(*), sum(purchase_amount) from gold.fct_sales group by 1"
+            ).fetchall()
+        }
+        distinct_ids = con.execute("select count(distinct sale_id) from gold.fct_sales").fetchone()
+        metadata = con.execute(
+            f"select location from read_parquet('{home}/warehouse/_gold_manifest/*.parquet') "
+            "where table_name = 'fct_sales'"
+        ).fetchone()
+        marts = {
+            name: int(con.execute(f"select count(*) from marts.{name}").fetchone()[0])  # type: ignore[index]
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert distinct_ids is not None and metadata is not None
+    return LakeState(summary, by_date, int(distinct_ids[0]), str(metadata[0]), marts)
+
+
+def ledger_entries(home: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(p.read_text())
+        for p in (home / "bronze" / "_ledger" / "walmart_sales").glob("*.json")
+    ]
+
+
+@dataclass
+class Story:
+    home: Path
+    real_rows: Path
+    day2_csv: Path
+    day2_expected: dict[str, Any]
+    day3_csv: Path
+    first: LakeState
+    rebuilt: LakeState
+    relanded_output: str
+    after_day2: LakeState
+    killed_returncode: int
+    after_crash: LakeState
+
+
+def build_killed_after(home: Path, marker: str) -> int:
+    """Start `lakehouse build` and SIGKILL it as soon as dbt prints `marker`."""
+    process = subprocess.Popen(
+        [str(LAKEHOUSE), "build"],
+        env=lakehouse_env(home),
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    returncode = process.wait(timeout=120)
+    assert any(marker in line for line in seen), "".join(seen[-40:])
+    return returncode
+
+
+@pytest.fixture(scope="session")
+def story(tmp_path_factory: pytest.TempPathFactory, real_rows_csv: Path) -> Story:
+    home = tmp_path_factory.mktemp("story")
+    data = tmp_path_factory.mktemp("story-data")
+
+    run_lakehouse(home, "ingest", str(real_rows_csv), "--ingest-date", DAY1)
+    run_lakehouse(home, "build")
+    first = observe(home)
+
+    run_lakehouse(home, "build")
+    rebuilt = observe(home)
+
+    relanded = run_lakehouse(home, "ingest", str(real_rows_csv), "--ingest-date", DAY2)
+
+    day2 = data / "day2.csv"
+    run_lakehouse(
+        home, "generate", "--rows", "3000", "--seed", "7", "--bad-rows", "0.05", "--out", str(day2)
+    )
+    expected_file = next(data.glob("day2*expected*.json"))
+    run_lakehouse(home, "ingest", str(day2), "--ingest-date", DAY2)
+    run_lakehouse(home, "build")
+    after_day2 = observe(home)
+
+    day3 = data / "day3.csv"
+    run_lakehouse(home, "generate", "--rows", "1500", "--seed", "11", "--out", str(day3))
+    run_lakehouse(home, "ingest", str(day3), "--ingest-date", DAY3)
+    killed = build_killed_after(home, "OK created sql incremental model silver.slv_sales_validated")
+    run_lakehouse(home, "build")
+    after_crash = observe(home)
+
+    return Story(
+        home,
+        real_rows_csv,
+        day2,
+        json.loads(expected_file.read_text()),
+        day3,
+        first,
+        rebuilt,
+        relanded.stdout + relanded.stderr,
+        after_day2,
+        killed,
+        after_crash,
+    )
