@@ -147,7 +147,13 @@ def build(lake_target: str, warehouse_target: str, full_refresh: bool, table_for
 @main.command()
 def report() -> None:
     """Write the insights report (self-contained HTML) from the marts."""
-    console.print(f"report: {_report()}")
+    from ingestion.report import ReportError
+
+    try:
+        console.print(f"report: {_report()}")
+    except ReportError as error:
+        console.print(f"[red]{error}[/red]")
+        sys.exit(1)
 
 
 def _report() -> Path:
