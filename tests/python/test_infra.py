@@ -1,0 +1,664 @@
+"""Offline validation of infra/ (issue #8): cfn-lint, security properties read from the templates
+themselves, and the Gold external-schema macro.
+
+Every security assertion is a function in infra/checks.py; next to each "holds on the real
+templates" test there is a mutation test that breaks a copy of the template and shows the same check
+catches it, so no assertion here can pass vacuously. The deployment into moto and the landing of a
+file into the deployed bucket are in test_infra_moto.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+TEMPLATES = sorted(INFRA.glob("*.yaml"))
+
+_spec = importlib.util.spec_from_file_location("lakehouse_infra_checks", INFRA / "checks.py")
+assert _spec and _spec.loader
+checks = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = checks
+_spec.loader.exec_module(checks)
+
+# Statements allowed to use Resource "*", keyed by (logical id, Sid), each with the reason AWS gives
+# no narrower resource. None is needed today: every Glue session action accepts the session ARN
+# (narrowed to dbt-glue's "dbt-glue*" names), the catalog actions accept catalog/database/table
+# ARNs, and ListSessions (the one session action that needs "*") is never called by dbt-glue.
+# An entry added here must also be explained by a comment above its Sid in the template
+# (test_allow_listed_wildcards_are_commented_in_the_template).
+ALLOWED_STAR_RESOURCES: dict[tuple[str, str], str] = {}
+
+KMS_KEY = checks.FAKE_KMS_KEY
+PARAMETER_SETS = {
+    "defaults": ({}, {}),
+    "prefix+kms+runner": (
+        {
+            "SchemaPrefix": "dev_",
+            "KmsKeyArn": KMS_KEY,
+            "DbtRunnerPrincipalArn": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/ci",
+            "EnvironmentName": "prod",
+        },
+        {"LakeKmsKeyArn": KMS_KEY, "MaxCapacity": 64, "EnvironmentName": "prod"},
+    ),
+}
+
+
+@pytest.fixture(params=sorted(PARAMETER_SETS), scope="module")
+def stacks(request: pytest.FixtureRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+    lake_params, warehouse_params = PARAMETER_SETS[request.param]
+    return checks.render_both(lake_params, warehouse_params)
+
+
+def _bucket_arn(lake: dict[str, Any]) -> str:
+    return f"arn:aws:s3:::{lake['Resources']['LakeBucket']['Properties']['BucketName']}"
+
+
+def _gold(lake: dict[str, Any]) -> str:
+    return f"{lake['Parameters']['SchemaPrefix']}gold"
+
+
+# ------------------------------------------------------------------------------------------------
+# cfn-lint
+# ------------------------------------------------------------------------------------------------
+
+
+def _cfn_lint() -> str:
+    candidate = Path(sys.executable).with_name("cfn-lint")
+    found = str(candidate) if candidate.exists() else shutil.which("cfn-lint")
+    assert found, "cfn-lint is not installed (requirements: cfn-lint)"
+    return found
+
+
+def test_there_are_templates() -> None:
+    assert {t.name for t in TEMPLATES} >= {"lake.yaml", "warehouse.yaml"}
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_passes(template: Path) -> None:
+    result = subprocess.run(
+        [_cfn_lint(), str(template)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_catches_a_broken_template(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    text = (INFRA / "warehouse.yaml").read_text()
+    text = text.replace(
+        "PubliclyAccessible: false", "PubliclyAccessible: false\n      NoSuchProperty: 1"
+    )
+    text = text.replace(
+        "!GetAtt Workgroup.Workgroup.Endpoint.Address", "!GetAtt Workgroup.NoSuchAttribute"
+    )
+    broken.write_text(text)
+    result = subprocess.run([_cfn_lint(), str(broken)], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "NoSuchProperty" in result.stdout and "NoSuchAttribute" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# The renderer the checks rely on
+# ------------------------------------------------------------------------------------------------
+
+
+def test_renderer_resolves_names_and_conditions() -> None:
+    lake, warehouse = checks.render_both({"SchemaPrefix": "dev_"}, {})
+    bucket = lake["Resources"]["LakeBucket"]["Properties"]["BucketName"]
+    assert bucket == f"lakehouse-dev-{checks.FAKE_ACCOUNT}-{checks.FAKE_REGION}"
+    assert lake["Resources"]["GoldDatabase"]["Properties"]["DatabaseInput"]["Name"] == "dev_gold"
+    assert lake["Outputs"]["LakehouseSchemaPrefix"]["Value"] == "dev_"
+    spectrum = checks.role_statements(warehouse, "SpectrumRole")
+    objects = next(s for s in spectrum if s["Sid"] == "GoldObjectsReadOnly")
+    assert (
+        objects["Resource"] == f"arn:aws:s3:::{bucket}/dev_gold/*"
+    )  # imported from the lake stack
+    default_lake, _ = checks.render_both()
+    assert "LakehouseSchemaPrefix" not in default_lake["Outputs"]
+    encryption = default_lake["Resources"]["LakeBucket"]["Properties"]["BucketEncryption"]
+    assert encryption["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Security properties: each holds on the real templates (for every parameter set) ...
+# ------------------------------------------------------------------------------------------------
+
+CheckFn = Callable[[dict[str, Any], dict[str, Any]], list[str]]
+
+CHECKS: dict[str, CheckFn] = {
+    "encryption": lambda lake, wh: checks.check_bucket_encryption(lake),
+    "public_access_block": lambda lake, wh: checks.check_public_access_block(lake),
+    "tls_only": lambda lake, wh: checks.check_tls_only(lake),
+    "versioning": lambda lake, wh: checks.check_versioning(lake),
+    "lifecycle": lambda lake, wh: checks.check_lifecycle(lake),
+    "no_wildcard_actions": lambda lake, wh: (
+        checks.check_no_wildcard_actions(lake) + checks.check_no_wildcard_actions(wh)
+    ),
+    "no_wildcard_resources": lambda lake, wh: (
+        checks.check_no_wildcard_resources(lake, ALLOWED_STAR_RESOURCES)
+        + checks.check_no_wildcard_resources(wh, ALLOWED_STAR_RESOURCES)
+    ),
+    "glue_role_scope": lambda lake, wh: checks.check_glue_role(lake),
+    "ingest_policy_bronze_only": lambda lake, wh: checks.check_ingest_policy(lake),
+    "spectrum_gold_only": lambda lake, wh: checks.check_spectrum_role(
+        wh, _bucket_arn(lake), _gold(lake)
+    ),
+    "redshift": lambda lake, wh: checks.check_redshift(wh),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_security_property_holds(name: str, stacks: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    lake, warehouse = stacks
+    assert CHECKS[name](copy.deepcopy(lake), copy.deepcopy(warehouse)) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# ... and each fails when a copy of the template is broken the way it guards against.
+# ------------------------------------------------------------------------------------------------
+
+
+def _bucket(lake: dict[str, Any]) -> dict[str, Any]:
+    return lake["Resources"]["LakeBucket"]["Properties"]
+
+
+def _statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
+    for _, _, statement in checks.policy_statements(template):
+        if statement.get("Sid") == sid:
+            return statement
+    raise KeyError(sid)
+
+
+def _add_statement(template: dict[str, Any], logical_id: str, statement: dict[str, Any]) -> None:
+    props = template["Resources"][logical_id]["Properties"]
+    document = (
+        props["PolicyDocument"]
+        if "PolicyDocument" in props
+        else props["Policies"][0]["PolicyDocument"]
+    )
+    document["Statement"].append(statement)
+
+
+def _mutate_rules(
+    lake: dict[str, Any], rule_id: str, change: Callable[[dict[str, Any]], None]
+) -> None:
+    for rule in _bucket(lake)["LifecycleConfiguration"]["Rules"]:
+        if rule["Id"] == rule_id:
+            change(rule)
+
+
+Mutation = Callable[[dict[str, Any], dict[str, Any]], None]
+
+MUTATIONS: dict[str, tuple[str, Mutation, str]] = {
+    # name: (check, mutation, text the violation must contain)
+    "no encryption": (
+        "encryption",
+        lambda lake, wh: _bucket(lake).pop("BucketEncryption"),
+        "default encryption",
+    ),
+    "public ACLs allowed": (
+        "public_access_block",
+        lambda lake, wh: _bucket(lake)["PublicAccessBlockConfiguration"].update(
+            BlockPublicAcls=False
+        ),
+        "BlockPublicAcls",
+    ),
+    "public policies not restricted": (
+        "public_access_block",
+        lambda lake, wh: _bucket(lake)["PublicAccessBlockConfiguration"].pop(
+            "RestrictPublicBuckets"
+        ),
+        "RestrictPublicBuckets",
+    ),
+    "no TLS deny": (
+        "tls_only",
+        lambda lake, wh: lake["Resources"]["LakeBucketPolicy"]["Properties"]["PolicyDocument"][
+            "Statement"
+        ].pop(0),
+        "aws:SecureTransport",
+    ),
+    "TLS deny on the bucket but not its objects": (
+        "tls_only",
+        lambda lake, wh: _statement(lake, "DenyInsecureTransport")["Resource"].pop(1),
+        "aws:SecureTransport",
+    ),
+    "TLS deny inverted": (
+        "tls_only",
+        lambda lake, wh: _statement(lake, "DenyInsecureTransport")["Condition"]["Bool"].update(
+            {"aws:SecureTransport": "true"}
+        ),
+        "aws:SecureTransport",
+    ),
+    "versioning suspended": (
+        "versioning",
+        lambda lake, wh: _bucket(lake)["VersioningConfiguration"].update(Status="Suspended"),
+        "versioning",
+    ),
+    "bronze never archived": (
+        "lifecycle",
+        lambda lake, wh: _mutate_rules(
+            lake, "bronze-to-glacier-instant-retrieval", lambda r: r.update(Status="Disabled")
+        ),
+        "Glacier",
+    ),
+    "bronze rule on the wrong prefix": (
+        "lifecycle",
+        lambda lake, wh: _mutate_rules(
+            lake, "bronze-to-glacier-instant-retrieval", lambda r: r.update(Prefix="gold/")
+        ),
+        "Glacier",
+    ),
+    "noncurrent versions kept forever": (
+        "lifecycle",
+        lambda lake, wh: _mutate_rules(
+            lake, "expire-noncurrent-versions", lambda r: r.pop("NoncurrentVersionExpiration")
+        ),
+        "non-current",
+    ),
+    "multipart uploads never aborted": (
+        "lifecycle",
+        lambda lake, wh: _mutate_rules(
+            lake,
+            "abort-incomplete-multipart-uploads",
+            lambda r: r.pop("AbortIncompleteMultipartUpload"),
+        ),
+        "multipart",
+    ),
+    "action *": (
+        "no_wildcard_actions",
+        lambda lake, wh: _statement(lake, "BronzeReadOnly").update(Action="*"),
+        "action '*'",
+    ),
+    "service wildcard in an Allow": (
+        "no_wildcard_actions",
+        lambda lake, wh: _statement(wh, "GoldObjectsReadOnly").update(Action="s3:Get*"),
+        "wildcard action",
+    ),
+    "NotAction": (
+        "no_wildcard_actions",
+        lambda lake, wh: _statement(lake, "BronzeReadOnly").update(NotAction=["s3:DeleteObject"]),
+        "NotAction",
+    ),
+    "resource * not allow-listed": (
+        "no_wildcard_resources",
+        lambda lake, wh: _add_statement(
+            lake,
+            "GlueSessionPolicy",
+            {"Sid": "ListAll", "Effect": "Allow", "Action": "glue:ListSessions", "Resource": "*"},
+        ),
+        "not allow-listed",
+    ),
+    "any bucket": (
+        "no_wildcard_resources",
+        lambda lake, wh: _statement(lake, "BronzeReadOnly").update(
+            Resource="arn:aws:s3:::*/bronze/*"
+        ),
+        "bucket name open",
+    ),
+    "any account": (
+        "no_wildcard_resources",
+        lambda lake, wh: _statement(wh, "GoldCatalogReadOnly")["Resource"].append(
+            "arn:aws:glue:eu-west-1:*:database/gold"
+        ),
+        "region/account open",
+    ),
+    "glue role writes bronze": (
+        "glue_role_scope",
+        lambda lake, wh: _statement(lake, "BronzeReadOnly")["Action"].append("s3:PutObject"),
+        "write actions",
+    ),
+    "glue role reads the whole bucket": (
+        "glue_role_scope",
+        lambda lake, wh: _statement(lake, "SilverGoldReadWrite")["Resource"].append(
+            f"{_bucket_arn(lake)}/*"
+        ),
+        "is not under",
+    ),
+    "glue role reads another bucket": (
+        "glue_role_scope",
+        lambda lake, wh: _statement(lake, "BronzeReadOnly").update(
+            Resource="arn:aws:s3:::example-bucket/bronze/*"
+        ),
+        "outside the lake bucket",
+    ),
+    "glue role lists the whole bucket": (
+        "glue_role_scope",
+        lambda lake, wh: _statement(lake, "LakeBucketListLayerPrefixes").pop("Condition"),
+        "without an s3:prefix condition",
+    ),
+    "glue role touches another database": (
+        "glue_role_scope",
+        lambda lake, wh: _statement(lake, "GlueCatalogLakeDatabases")["Resource"].append(
+            f"arn:aws:glue:{checks.FAKE_REGION}:{checks.FAKE_ACCOUNT}:table/finance/*"
+        ),
+        "outside",
+    ),
+    "glue role passes any role": (
+        "glue_role_scope",
+        lambda lake, wh: _statement(lake, "PassThisRoleToGlueOnly").update(
+            Resource=f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/admin"
+        ),
+        "not only itself",
+    ),
+    "glue role passes itself to any service": (
+        "glue_role_scope",
+        lambda lake, wh: _statement(lake, "PassThisRoleToGlueOnly").pop("Condition"),
+        "glue.amazonaws.com",
+    ),
+    "ingestion writes gold": (
+        "ingest_policy_bronze_only",
+        lambda lake, wh: _statement(lake, "BronzeReadWrite").update(
+            Resource=[f"{_bucket_arn(lake)}/bronze/*", f"{_bucket_arn(lake)}/gold/*"]
+        ),
+        "is not under",
+    ),
+    "ingestion lists the whole bucket": (
+        "ingest_policy_bronze_only",
+        lambda lake, wh: _statement(lake, "BronzeList")["Condition"]["StringLike"].update(
+            {"s3:prefix": ["*"]}
+        ),
+        "listing prefix",
+    ),
+    "spectrum reads silver": (
+        "spectrum_gold_only",
+        lambda lake, wh: _statement(wh, "GoldObjectsReadOnly").update(
+            Resource=[
+                _statement(wh, "GoldObjectsReadOnly")["Resource"],
+                f"{_bucket_arn(lake)}/silver/*",
+            ]
+        ),
+        "is not under",
+    ),
+    "spectrum lists bronze": (
+        "spectrum_gold_only",
+        lambda lake, wh: _statement(wh, "GoldPrefixList")["Condition"]["StringLike"][
+            "s3:prefix"
+        ].append("bronze/*"),
+        "listing prefix",
+    ),
+    "spectrum writes gold": (
+        "spectrum_gold_only",
+        lambda lake, wh: _statement(wh, "GoldObjectsReadOnly").update(
+            Action=["s3:GetObject", "s3:PutObject"]
+        ),
+        "more than reading Gold",
+    ),
+    "spectrum reads the silver database": (
+        "spectrum_gold_only",
+        lambda lake, wh: _statement(wh, "GoldCatalogReadOnly")["Resource"].append(
+            f"arn:aws:glue:{checks.FAKE_REGION}:{checks.FAKE_ACCOUNT}:table/silver/*"
+        ),
+        "outside",
+    ),
+    "spectrum alters the catalog": (
+        "spectrum_gold_only",
+        lambda lake, wh: _statement(wh, "GoldCatalogReadOnly")["Action"].append("glue:UpdateTable"),
+        "non-read Glue actions",
+    ),
+    "spectrum trusted by anyone": (
+        "spectrum_gold_only",
+        lambda lake, wh: wh["Resources"]["SpectrumRole"]["Properties"]["AssumeRolePolicyDocument"][
+            "Statement"
+        ][0].update(Principal={"AWS": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:root"}),
+        "not Redshift alone",
+    ),
+    "password in the template": (
+        "redshift",
+        lambda lake, wh: wh["Resources"]["Namespace"]["Properties"].update(
+            ManageAdminPassword=False, AdminUserPassword="NotARealPassword1"
+        ),
+        "password",
+    ),
+    "public workgroup": (
+        "redshift",
+        lambda lake, wh: wh["Resources"]["Workgroup"]["Properties"].update(PubliclyAccessible=True),
+        "PubliclyAccessible",
+    ),
+    "spectrum role not attached": (
+        "redshift",
+        lambda lake, wh: wh["Resources"]["Namespace"]["Properties"].update(IamRoles=[]),
+        "Spectrum role",
+    ),
+    "TLS not required by redshift": (
+        "redshift",
+        lambda lake, wh: wh["Resources"]["Workgroup"]["Properties"].update(ConfigParameters=[]),
+        "require_ssl",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_check_catches_violation(mutation: str) -> None:
+    check, mutate, expected = MUTATIONS[mutation]
+    lake, warehouse = checks.render_both(*PARAMETER_SETS["prefix+kms+runner"])
+    assert CHECKS[check](copy.deepcopy(lake), copy.deepcopy(warehouse)) == []
+    mutate(lake, warehouse)
+    violations = CHECKS[check](lake, warehouse)
+    assert violations, f"{check} did not notice: {mutation}"
+    assert any(expected in v for v in violations), violations
+
+
+def test_every_check_has_a_mutation() -> None:
+    assert {check for check, _, _ in MUTATIONS.values()} == set(CHECKS)
+
+
+def test_allow_list_admits_only_listed_statements() -> None:
+    lake, _ = checks.render_both()
+    _add_statement(
+        lake,
+        "GlueSessionPolicy",
+        {"Sid": "ListSessions", "Effect": "Allow", "Action": "glue:ListSessions", "Resource": "*"},
+    )
+    assert checks.check_no_wildcard_resources(lake, {}) != []
+    allowed = {
+        ("GlueSessionPolicy", "ListSessions"): "ListSessions has no resource-level permissions"
+    }
+    assert checks.check_no_wildcard_resources(lake, allowed) == []
+
+
+def test_allow_listed_wildcards_are_commented_in_the_template() -> None:
+    texts = {path.name: path.read_text() for path in TEMPLATES}
+    for (logical_id, sid), reason in ALLOWED_STAR_RESOURCES.items():
+        assert reason.strip(), f"{logical_id}/{sid} has no reason"
+        commented = [
+            name
+            for name, text in texts.items()
+            if re.search(rf"#[^\n]*\n(\s*#[^\n]*\n)*\s*- Sid: {re.escape(sid)}\b", text)
+        ]
+        assert commented, f"{logical_id}/{sid} uses Resource '*' without a comment above it"
+
+
+# ------------------------------------------------------------------------------------------------
+# Outputs <-> the environment variables the prod targets read
+# ------------------------------------------------------------------------------------------------
+
+
+def _prod_env_vars() -> set[str]:
+    """Every env var the prod_* targets of profiles/profiles.yml read, plus LAKEHOUSE_BRONZE_URI
+    (dbt_project.yml's bronze_location on prod), LAKEHOUSE_SCHEMA_PREFIX (generate_schema_name on
+    prod targets) and what the external-schema macro reads."""
+    text = (ROOT / "profiles" / "profiles.yml").read_text()
+    names: set[str] = set()
+    for block in re.split(r"\n    (?=[a-z_]+:\n)", text):
+        if block.startswith("prod"):
+            names |= set(re.findall(r"env_var\('([A-Z0-9_]+)'", block))
+    assert "LAKEHOUSE_GLUE_ROLE_ARN" in names and "LAKEHOUSE_REDSHIFT_WORKGROUP" in names, names
+    project = (ROOT / "dbt_project.yml").read_text()
+    names |= {
+        n for n in re.findall(r"env_var\('([A-Z0-9_]+)'", project) if n == "LAKEHOUSE_BRONZE_URI"
+    }
+    for macro in ("redshift_external_schema.sql", "generate_schema_name.sql"):
+        names |= set(re.findall(r"env_var\('([A-Z0-9_]+)'", (ROOT / "macros" / macro).read_text()))
+    return names
+
+
+# Read by the prod targets but deliberately not a stack output: the admin password stays in Secrets
+# Manager (the runbook reads it from there when LAKEHOUSE_REDSHIFT_AUTH_METHOD=database).
+NOT_AN_OUTPUT = {"LAKEHOUSE_REDSHIFT_PASSWORD"}
+
+
+def test_outputs_map_one_to_one_to_the_env_vars() -> None:
+    lake, warehouse = checks.render_both({"SchemaPrefix": "dev_"}, {})
+    mapping = checks.output_env_vars(lake, warehouse)
+    expected = _prod_env_vars() - NOT_AN_OUTPUT
+    assert set(mapping) == expected
+    for env_var, output in mapping.items():
+        assert output == checks.expected_output_name(env_var), (env_var, output)
+    assert (
+        "LAKEHOUSE_REDSHIFT_PASSWORD"
+        in warehouse["Outputs"]["LakehouseRedshiftNamespace"]["Description"]
+    )
+
+
+def test_outputs_check_notices_a_missing_output() -> None:
+    lake, warehouse = checks.render_both({"SchemaPrefix": "dev_"}, {})
+    del warehouse["Outputs"]["LakehouseRedshiftWorkgroup"]
+    assert set(checks.output_env_vars(lake, warehouse)) != _prod_env_vars() - NOT_AN_OUTPUT
+
+
+def test_no_secrets_or_real_account_ids_in_infra() -> None:
+    for path in [*TEMPLATES, INFRA / "README.md", ROOT / "docs" / "runbook.md"]:
+        if not path.exists():
+            continue
+        text = path.read_text()
+        assert not re.search(r"AKIA[0-9A-Z]{16}", text), path
+        accounts = set(re.findall(r"(?<![0-9])[0-9]{12}(?![0-9])", text))
+        assert accounts <= {checks.FAKE_ACCOUNT}, (path, accounts)
+
+
+# ------------------------------------------------------------------------------------------------
+# macros/redshift_external_schema.sql
+# ------------------------------------------------------------------------------------------------
+
+
+class _CompilerError(Exception):
+    pass
+
+
+def _render_macro(env: dict[str, str], target_name: str = "prod_warehouse", **kwargs: Any) -> str:
+    """Render the macro file with plain Jinja and stand-ins for dbt's context, the way dbt would."""
+    executed: list[str] = []
+    environment = jinja2.Environment(extensions=[jinja2.ext.do], undefined=jinja2.StrictUndefined)
+    source = (ROOT / "macros" / "redshift_external_schema.sql").read_text()
+    source += "\n" + (ROOT / "macros" / "generate_schema_name.sql").read_text()
+
+    def env_var(name: str, default: str | None = None) -> str:
+        if name in env:
+            return env[name]
+        if default is None:
+            raise _CompilerError(f"Env var required but not provided: {name}")
+        return default
+
+    def raise_compiler_error(message: str) -> None:
+        raise _CompilerError(message)
+
+    def statement(
+        name: str, fetch_result: bool = False, auto_begin: bool = True, caller: Any = None
+    ) -> str:
+        executed.append(caller())
+        return ""
+
+    module = environment.from_string(source).make_module(
+        {
+            "env_var": env_var,
+            "target": {"name": target_name, "type": "redshift"},
+            "exceptions": type(
+                "E", (), {"raise_compiler_error": staticmethod(raise_compiler_error)}
+            ),
+            "modules": type("M", (), {"re": re}),
+            "log": lambda message, info=False: "",
+            "statement": statement,
+        }
+    )
+    module.create_gold_external_schema(**kwargs)
+    assert len(executed) == 1
+    return " ".join(executed[0].split())
+
+
+PROD_ENV = {
+    "LAKEHOUSE_SPECTRUM_ROLE_ARN": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/spectrum-EXAMPLE",
+    "AWS_REGION": "eu-west-1",
+}
+
+
+def test_macro_renders_the_external_schema_statement() -> None:
+    sql = _render_macro(PROD_ENV)
+    assert sql == (
+        "create external schema if not exists gold from data catalog database 'gold' "
+        f"iam_role '{PROD_ENV['LAKEHOUSE_SPECTRUM_ROLE_ARN']}' region 'eu-west-1'"
+    )
+
+
+def test_macro_applies_the_schema_prefix_and_grants() -> None:
+    sql = _render_macro(
+        {**PROD_ENV, "LAKEHOUSE_SCHEMA_PREFIX": "dev_"}, grant_usage_to="IAMR:ci-dbt"
+    )
+    assert sql.startswith(
+        "create external schema if not exists dev_gold from data catalog database 'dev_gold' "
+    )
+    assert sql.endswith('; grant usage on schema dev_gold to "IAMR:ci-dbt"')
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AWS_REGION": "eu-west-1"},  # no role
+        {
+            **PROD_ENV,
+            "LAKEHOUSE_SPECTRUM_ROLE_ARN": "arn:aws:iam::123456789012:role/x' ; drop table t; --",
+        },
+        {**PROD_ENV, "AWS_REGION": "not a region"},
+        {**PROD_ENV, "LAKEHOUSE_SCHEMA_PREFIX": "Dev-"},
+    ],
+    ids=["missing-role", "quote-in-role", "bad-region", "bad-prefix"],
+)
+def test_macro_refuses_values_that_do_not_fit(env: dict[str, str]) -> None:
+    with pytest.raises(_CompilerError):
+        _render_macro(env)
+
+
+def test_project_parses_with_the_macro_on_the_prod_targets(tmp_path: Path) -> None:
+    """`dbt parse` compiles every macro's Jinja: the macro must parse for both prod targets."""
+    dbt = Path(sys.executable).with_name("dbt")
+    if not dbt.exists():
+        pytest.skip("dbt is not installed in this environment")
+    env = {
+        **os.environ,
+        **PROD_ENV,
+        "LAKEHOUSE_GLUE_ROLE_ARN": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/example",
+        "LAKEHOUSE_S3_LAKE_URI": "s3://example-bucket",
+        "LAKEHOUSE_BRONZE_URI": "s3://example-bucket/bronze",
+        "LAKEHOUSE_REDSHIFT_HOST": "example.123456789012.eu-west-1.redshift-serverless.example",
+        "LAKEHOUSE_REDSHIFT_WORKGROUP": "lakehouse-dev",
+        "LAKEHOUSE_HOME": str(tmp_path / "lake"),
+        "LAKEHOUSE_ICEBERG_JAR": str(tmp_path / "iceberg.jar"),
+        "LAKEHOUSE_DUCKDB_EXTENSIONS": str(tmp_path / "ext"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    for target in ("prod_warehouse", "prod_lake"):
+        result = subprocess.run(
+            [
+                str(dbt), "parse", "--profiles-dir", "profiles", "--target", target,
+                "--no-partial-parse", "--target-path", str(tmp_path / f"target-{target}"),
+                "--log-path", str(tmp_path / "logs"),
+            ],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        manifest = (tmp_path / f"target-{target}" / "manifest.json").read_text()
+        assert "macro.lakehouse.create_gold_external_schema" in manifest
