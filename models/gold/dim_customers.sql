@@ -64,8 +64,9 @@ with_averages as (
 
     select
         customer_totals.*,
-        cast(total_spent as decimal(18, 2)) / purchase_count as avg_purchase,
-        avg(cast(total_spent as decimal(18, 2))) over () as mean_total_spent,
+        cast(customer_totals.total_spent as decimal(18, 2))
+        / customer_totals.purchase_count as avg_purchase,
+        avg(cast(customer_totals.total_spent as decimal(18, 2))) over () as mean_total_spent,
         lake_history.history_days
     from customer_totals
     cross join lake_history

@@ -20,7 +20,9 @@ product_totals as (
         -- one category per product in the real data; the latest row wins if rows disagree
         max_by(
             product_category,
-            named_struct('ingest_date', ingest_date, 'batch_id', batch_id, 'line', source_line_number)
+            named_struct(
+                'ingest_date', ingest_date, 'batch_id', batch_id, 'line', source_line_number
+            )
         ) as product_category,
         sum(purchase_amount) as total_revenue,
         count(*) as units_sold,
@@ -34,11 +36,13 @@ ranked as (
 
     select
         product_totals.*,
-        sum(total_revenue) over () as all_revenue,
-        avg(cast(total_revenue as decimal(18, 2))) over () as mean_product_revenue,
-        row_number() over (order by total_revenue desc, product_id) as revenue_rank,
-        sum(total_revenue) over (
-            order by total_revenue desc, product_id
+        sum(product_totals.total_revenue) over () as all_revenue,
+        avg(cast(product_totals.total_revenue as decimal(18, 2))) over () as mean_product_revenue,
+        row_number()
+            over (order by product_totals.total_revenue desc, product_totals.product_id asc)
+            as revenue_rank,
+        sum(product_totals.total_revenue) over (
+            order by product_totals.total_revenue desc, product_totals.product_id asc
             rows between unbounded preceding and current row
         ) as cumulative_revenue
     from product_totals
@@ -54,10 +58,14 @@ final as (
         ranked.total_revenue,
         ranked.units_sold,
         ranked.distinct_customers,
-        cast(round(cast(ranked.total_revenue as decimal(18, 2)) / ranked.distinct_customers, 2)
-            as decimal(18, 2)) as avg_revenue_per_customer,
-        cast(round(100 * cast(ranked.total_revenue as decimal(18, 2)) / ranked.all_revenue, 2)
-            as decimal(9, 2)) as revenue_contribution_pct,
+        cast(
+            round(cast(ranked.total_revenue as decimal(18, 2)) / ranked.distinct_customers, 2)
+            as decimal(18, 2)
+        ) as avg_revenue_per_customer,
+        cast(
+            round(100 * cast(ranked.total_revenue as decimal(18, 2)) / ranked.all_revenue, 2)
+            as decimal(9, 2)
+        ) as revenue_contribution_pct,
         cast(ranked.revenue_rank as int) as revenue_rank,
         case
             when ranked.total_revenue > ranked.mean_product_revenue then 'Top Seller'

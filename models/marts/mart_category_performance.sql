@@ -10,7 +10,8 @@ ranked_products as (
     select
         products.*,
         row_number() over (
-            partition by product_category order by total_revenue desc, product_id
+            partition by products.product_category
+            order by products.total_revenue desc, products.product_id asc
         ) as rank_in_category
     from products
 
@@ -42,7 +43,8 @@ final as (
         total_revenue,
         units_sold,
         {{ lakehouse.ratio('total_revenue', 'units_sold') }} as avg_price,
-        {{ lakehouse.percent_of('total_revenue', 'sum(total_revenue) over ()') }} as revenue_share_pct,
+        {{ lakehouse.percent_of('total_revenue', 'sum(total_revenue) over ()') }}
+            as revenue_share_pct,
         {{ lakehouse.percent_of(
             'sum(total_revenue) over (order by total_revenue desc, product_category rows between unbounded preceding and current row)',
             'sum(total_revenue) over ()'

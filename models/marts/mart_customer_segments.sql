@@ -29,7 +29,8 @@ final as (
         customers,
         total_revenue,
         purchases,
-        {{ lakehouse.percent_of('total_revenue', 'sum(total_revenue) over ()') }} as revenue_share_pct,
+        {{ lakehouse.percent_of('total_revenue', 'sum(total_revenue) over ()') }}
+            as revenue_share_pct,
         {{ lakehouse.percent_of('customers', 'sum(customers) over ()') }} as customer_share_pct,
         cast(round(avg_historic_clv_raw, 2) as decimal(18, 2)) as avg_historic_clv,
         cast(round(avg_predicted_clv_raw, 2) as decimal(18, 2)) as avg_predicted_clv,

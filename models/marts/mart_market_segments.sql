@@ -32,7 +32,8 @@ final as (
         total_revenue,
         {{ lakehouse.ratio('total_revenue', 'purchases') }} as avg_purchase_amount,
         {{ lakehouse.ratio('total_revenue', 'customers') }} as revenue_per_customer,
-        {{ lakehouse.percent_of('total_revenue', 'sum(total_revenue) over ()') }} as revenue_share_pct,
+        {{ lakehouse.percent_of('total_revenue', 'sum(total_revenue) over ()') }}
+            as revenue_share_pct,
         rank() over (order by total_revenue desc) as revenue_rank
     from markets
 

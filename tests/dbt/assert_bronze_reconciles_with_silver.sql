@@ -4,16 +4,21 @@
 
 with ledger as (
 
-    select batch_id, row_count from {{ ref('stg_walmart__batches') }}
+    select
+        batch_id,
+        row_count
+    from {{ ref('stg_walmart__batches') }}
 
 ),
 
 bronze as (
 
-    select batch_id, count(*) as bronze_rows
-    from {{ source('bronze', 'walmart_sales') }}
-    where batch_id in (select batch_id from ledger)
-    group by batch_id
+    select
+        walmart_sales.batch_id,
+        count(*) as bronze_rows
+    from {{ source('bronze', 'walmart_sales') }} as walmart_sales
+    where walmart_sales.batch_id in (select ledger.batch_id from ledger)
+    group by walmart_sales.batch_id
 
 ),
 
@@ -44,5 +49,6 @@ compared as (
 
 select *
 from compared
-where ledger_rows <> bronze_rows
-   or bronze_rows <> valid_rows + rejected_rows
+where
+    ledger_rows <> bronze_rows
+    or bronze_rows <> valid_rows + rejected_rows

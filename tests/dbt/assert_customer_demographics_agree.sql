@@ -12,7 +12,8 @@ select
     count(distinct is_married) as marital_statuses
 from {{ ref('slv_sales') }}
 group by customer_id
-having count(distinct gender) > 1
+having
+    count(distinct gender) > 1
     or count(distinct age_band) > 1
     or count(distinct occupation_code) > 1
     or count(distinct city_category) > 1
