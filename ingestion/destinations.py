@@ -180,10 +180,11 @@ class LocalDestination:
             self.prune(path.parent)
 
     def prune(self, folder: Path) -> None:
-        """Remove empty folders from `folder` up to (not including) the root."""
+        """Remove empty folders from `folder` upwards, keeping the root and its direct children
+        (``walmart_sales/``, ``_ledger/``, ...: Spark tables point at them)."""
         root = self.root.resolve()
         folder = folder.resolve()
-        while folder != root and root in folder.parents:
+        while folder.parent != root and root in folder.parents:
             try:
                 folder.rmdir()
             except OSError:

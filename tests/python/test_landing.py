@@ -304,9 +304,13 @@ def test_small_blocks_keep_line_numbers_across_block_boundaries(
     lines[1700] += ",extra"
     source.write_bytes(("\r\n".join(lines) + "\r\n").encode())
     fresh = local_target(tmp_path / "fresh")
+    assert fresh.root is not None
+    (fresh.root / "walmart_sales").mkdir(parents=True)  # as Spark's `create table` leaves it
     with pytest.raises(RaggedRowError, match=r"line 1701: 11 fields, the header has 10"):
         land_file(source, fresh.destination, ingest_date=DAY, part_bytes=10_000)
     assert {k.split("/")[0] for k in fresh.objects()} == {"_rejected"}
+    # no partition folder is left for Spark to find, and the table folder stays
+    assert list((fresh.root / "walmart_sales").iterdir()) == []
 
 
 # --------------------------------------------------------------------------- bad input
