@@ -1,13 +1,14 @@
 """`lakehouse`: the command line of the project, thin over plain functions.
 
 \b
-    lakehouse generate   write a synthetic Walmart-style dataset (any size, deterministic)
-    lakehouse ingest     land CSV files in Bronze (local folder or S3), safely and idempotently
-    lakehouse build      dbt build: the lake (Spark: Silver, Gold), then the warehouse (DuckDB: marts)
-    lakehouse report     the insights report (HTML) from the marts
-    lakehouse run        the whole pipeline; generates and lands the default dataset if Bronze is empty
-    lakehouse dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB extensions)
-    lakehouse env        the same wiring as shell exports, for calling `dbt` yourself
+    generate   write a synthetic Walmart-style dataset (any size, deterministic)
+    ingest     land CSV files in Bronze (local folder or S3), safely and idempotently
+    build      dbt build: the lake (Spark: Silver, Gold), then the warehouse (DuckDB: marts)
+    report     the insights report (HTML) from the marts
+    run        the whole pipeline; generates and lands the default dataset if Bronze is empty
+    docs       the dbt docs site: one lineage graph, Bronze to the marts and exposures
+    dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB ext.)
+    env        the same wiring as shell exports, for calling `dbt` yourself
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(description: str, total: int, unit_is_bytes: bool) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    description: str, total: int, unit_is_bytes: bool
+) -> Iterator[Callable[[int], None]]:
     """A progress bar fed with a running total (rows or bytes)."""
     columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
-    columns += [TransferSpeedColumn()] if unit_is_bytes else [TextColumn("{task.completed:,.0f} rows")]
+    columns += (
+        [TransferSpeedColumn()] if unit_is_bytes else [TextColumn("{task.completed:,.0f} rows")]
+    )
     columns += [TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(description, total=total)
@@ -57,12 +62,26 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--rows", type=click.IntRange(min=1), default=DEFAULT_ROWS, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--days", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Spread the rows over N daily files, with returning and new customers.")
-@click.option("--bad-rows", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Fraction of rows made invalid, spread over every rule Silver checks.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="A .csv file (one day) or a directory (one file per day).")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Spread the rows over N daily files, with returning and new customers.",
+)
+@click.option(
+    "--bad-rows",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of rows made invalid, spread over every rule Silver checks.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A .csv file (one day) or a directory (one file per day).",
+)
 def generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> None:
     """Write a synthetic dataset faithful to the real Walmart file's statistics."""
     _generate(rows, seed, days, bad_rows, out)
@@ -73,10 +92,14 @@ def _generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> li
 
     started = time.perf_counter()
     with progress_bar("generating", rows, unit_is_bytes=False) as advance:
-        dataset = write_dataset(out, rows=rows, seed=seed, days=days, bad_rows=bad_rows, progress=advance)
+        dataset = write_dataset(
+            out, rows=rows, seed=seed, days=days, bad_rows=bad_rows, progress=advance
+        )
     seconds = time.perf_counter() - started
-    console.print(f"wrote {rows:,} rows to {len(dataset.files)} file(s) in {seconds:.1f}s "
-                  f"({rows / seconds:,.0f} rows/s)")
+    console.print(
+        f"wrote {rows:,} rows to {len(dataset.files)} file(s) in {seconds:.1f}s "
+        f"({rows / seconds:,.0f} rows/s)"
+    )
     for file in dataset.files:
         console.print(f"  {file}")
     return list(dataset.files)
@@ -84,19 +107,37 @@ def _generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> li
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--to", "destination_uri", default=None,
-              help="s3://bucket/prefix or a folder. Default: $LAKEHOUSE_HOME/bronze.")
+@click.option(
+    "--to",
+    "destination_uri",
+    default=None,
+    help="s3://bucket/prefix or a folder. Default: $LAKEHOUSE_HOME/bronze.",
+)
 @click.option("--endpoint-url", default=None, help="Any S3-compatible endpoint (MinIO, moto, ...).")
-@click.option("--ingest-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Partition date for backfills (default: today, UTC).")
-def ingest(sources: tuple[Path, ...], destination_uri: str | None, endpoint_url: str | None,
-           ingest_date: dt.datetime | None) -> None:
+@click.option(
+    "--ingest-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Partition date for backfills (default: today, UTC).",
+)
+def ingest(
+    sources: tuple[Path, ...],
+    destination_uri: str | None,
+    endpoint_url: str | None,
+    ingest_date: dt.datetime | None,
+) -> None:
     """Land CSV files in Bronze. Bad files are refused with the line and the problem."""
-    _ingest(list(sources), destination_uri, endpoint_url, ingest_date.date() if ingest_date else None)
+    _ingest(
+        list(sources), destination_uri, endpoint_url, ingest_date.date() if ingest_date else None
+    )
 
 
-def _ingest(sources: list[Path], destination_uri: str | None = None, endpoint_url: str | None = None,
-            ingest_date: dt.date | None = None) -> None:
+def _ingest(
+    sources: list[Path],
+    destination_uri: str | None = None,
+    endpoint_url: str | None = None,
+    ingest_date: dt.date | None = None,
+) -> None:
     from ingestion.destinations import destination_from_uri
     from ingestion.errors import IngestionError
     from ingestion.landing import land_file
@@ -106,18 +147,24 @@ def _ingest(sources: list[Path], destination_uri: str | None = None, endpoint_ur
     failed = 0
     for source in files:
         try:
-            with progress_bar(f"landing {source.name}", source.stat().st_size, unit_is_bytes=True) as advance:
+            with progress_bar(
+                f"landing {source.name}", source.stat().st_size, unit_is_bytes=True
+            ) as advance:
                 result = land_file(source, destination, ingest_date=ingest_date, progress=advance)
         except IngestionError as error:
             failed += 1
             console.print(f"[red]refused[/red] {error}")
             continue
         if result.status == "already_landed":
-            console.print(f"{source.name}: already landed as batch {result.batch_id} "
-                          f"on {result.ingest_date}; nothing to do")
+            console.print(
+                f"{source.name}: already landed as batch {result.batch_id} "
+                f"on {result.ingest_date}; nothing to do"
+            )
         else:
-            console.print(f"{source.name}: landed {result.rows:,} rows as batch {result.batch_id} "
-                          f"({result.parts} part(s), ingest_date={result.ingest_date})")
+            console.print(
+                f"{source.name}: landed {result.rows:,} rows as batch {result.batch_id} "
+                f"({result.parts} part(s), ingest_date={result.ingest_date})"
+            )
     if failed:
         raise SystemExit(2)
 
@@ -136,9 +183,16 @@ def _expand(sources: list[Path]) -> list[Path]:
 @click.option("--lake-target", default=pipeline.LAKE_TARGET, show_default=True)
 @click.option("--warehouse-target", default=pipeline.WAREHOUSE_TARGET, show_default=True)
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from all of Bronze.")
-@click.option("--format", "table_format", type=click.Choice(["iceberg", "parquet"]), default=None,
-              help="Table format of Silver and Gold (dbt var lake_table_format).")
-def build(lake_target: str, warehouse_target: str, full_refresh: bool, table_format: str | None) -> None:
+@click.option(
+    "--format",
+    "table_format",
+    type=click.Choice(["iceberg", "parquet"]),
+    default=None,
+    help="Table format of Silver and Gold (dbt var lake_table_format).",
+)
+def build(
+    lake_target: str, warehouse_target: str, full_refresh: bool, table_format: str | None
+) -> None:
     """Build and test the lake, then the warehouse, from whatever Bronze holds."""
     dbt_vars = {"lake_table_format": table_format} if table_format else None
     _run_or_exit(lambda: pipeline.build(lake_target, warehouse_target, full_refresh, dbt_vars))
@@ -163,8 +217,13 @@ def _report() -> Path:
 
 
 @main.command()
-@click.option("--rows", type=click.IntRange(min=1), default=DEFAULT_ROWS, show_default=True,
-              help="Rows to generate when Bronze is empty.")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ROWS,
+    show_default=True,
+    help="Rows to generate when Bronze is empty.",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 def run(rows: int, seed: int) -> None:
     """The whole pipeline on the local defaults: (generate + ingest,) build, test, report."""
@@ -172,7 +231,9 @@ def run(rows: int, seed: int) -> None:
     timings = pipeline.StageTimings()
     lake = paths()
     if pipeline.bronze_is_empty(lake):
-        console.print(f"Bronze is empty: generating and landing the default dataset ({rows:,} rows)")
+        console.print(
+            f"Bronze is empty: generating and landing the default dataset ({rows:,} rows)"
+        )
         stage = time.perf_counter()
         files = _generate(rows, seed, 1, 0.0, lake.incoming / "walmart_sales.csv")
         timings.measure("generate", stage)
@@ -186,8 +247,9 @@ def run(rows: int, seed: int) -> None:
     _summary(pipeline.layer_counts(lake), timings, report_file, time.perf_counter() - started)
 
 
-def _summary(counts: dict[str, int], timings: pipeline.StageTimings, report_file: Path,
-             seconds: float) -> None:
+def _summary(
+    counts: dict[str, int], timings: pipeline.StageTimings, report_file: Path, seconds: float
+) -> None:
     lake = paths()
     table = Table(title="lakehouse", show_header=True)
     table.add_column("layer / table")
@@ -212,7 +274,7 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 
 @main.command()
 def docs() -> None:
-    """Generate the dbt docs site (lineage Bronze -> marts) into target/; `dbt docs serve` shows it."""
+    """Generate the dbt docs site (lineage Bronze -> marts) into target/."""
     _run_or_exit(pipeline.generate_docs)
     console.print("docs: target/index.html (serve with `lakehouse dbt docs serve --port 8080`)")
 

@@ -49,7 +49,8 @@ def prepare_duckdb_extensions(target: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name in DUCKDB_EXTENSIONS:
         module = __import__(f"duckdb_extension_{name}")
-        source = Path(module.__file__).parent / "extensions" / f"v{version}" / f"{name}.duckdb_extension"
+        package_dir = Path(str(module.__file__)).parent
+        source = package_dir / "extensions" / f"v{version}" / f"{name}.duckdb_extension"
         link = folder / source.name
         if link.is_symlink() and link.resolve() == source.resolve():
             continue

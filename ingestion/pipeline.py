@@ -33,13 +33,21 @@ def run_dbt(args: Sequence[str], target: str | None = None, lake: Paths | None =
     from dbt.cli.main import dbtRunner
 
     apply_engine_environment(lake)
-    command = [*args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR / "profiles")]
+    command = [
+        *args,
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_DIR / "profiles"),
+    ]
     if target:
         command += ["--target", target]
     log.info("dbt %s", " ".join(command))
     result = dbtRunner().invoke(command)
     if not result.success:
-        raise DbtFailed(f"`dbt {' '.join(args)}` failed on target {target or 'default'}") from result.exception
+        raise DbtFailed(
+            f"`dbt {' '.join(args)}` failed on target {target or 'default'}"
+        ) from result.exception
     return result
 
 
@@ -153,6 +161,38 @@ def _spark_session() -> Any:
     return SparkSession.getActiveSession() or SparkSession._instantiatedSession
 
 
+SILVER_BATCHES_SQL = """
+select
+    batch_id,
+    cast(ingest_date as string) as ingest_date,
+    count(*) as bronze_rows,
+    sum(case when is_valid then 1 else 0 end) as valid_rows,
+    sum(case when is_valid then 0 else 1 end) as rejected_rows,
+    coalesce(sum(case when is_valid then purchase_amount end), 0) as valid_purchase_amount
+from silver.slv_sales_validated
+group by batch_id, ingest_date
+order by ingest_date, batch_id
+"""
+
+REJECTED_BY_REASON_SQL = """
+select reason, count(*) as rows
+from (
+    select explode(split(rejection_reasons, '; ')) as reason
+    from silver.slv_sales_validated
+    where not is_valid
+)
+group by reason
+"""
+
+GOLD_COUNTS_SQL = """
+select
+    (select count(*) from gold.fct_sales) as fct_sales_rows,
+    (select coalesce(sum(purchase_amount), 0) from gold.fct_sales) as fct_sales_purchase_amount,
+    (select count(*) from gold.dim_customers) as dim_customers_rows,
+    (select count(*) from gold.dim_products) as dim_products_rows
+"""
+
+
 def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
     """What the local lake holds after a build, per batch and per rejection reason, as JSON.
 
@@ -163,28 +203,14 @@ def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
     if spark is None:
         return None
     lake = lake or paths()
-    rows = lambda sql: [r.asDict() for r in spark.sql(sql).collect()]  # noqa: E731
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        return [row.asDict() for row in spark.sql(sql).collect()]
+
     summary: dict[str, Any] = {
-        "silver_batches": rows(
-            "select batch_id, cast(ingest_date as string) as ingest_date, count(*) as bronze_rows, "
-            "sum(case when is_valid then 1 else 0 end) as valid_rows, "
-            "sum(case when is_valid then 0 else 1 end) as rejected_rows, "
-            "coalesce(sum(case when is_valid then purchase_amount end), 0) as valid_purchase_amount "
-            "from silver.slv_sales_validated group by batch_id, ingest_date order by ingest_date, batch_id"
-        ),
-        "rejected_by_reason": {
-            r["reason"]: r["rows"]
-            for r in rows(
-                "select reason, count(*) as rows from (select explode(split(rejection_reasons, '; ')) "
-                "as reason from silver.slv_sales_validated where not is_valid) group by reason"
-            )
-        },
-        "gold": rows(
-            "select (select count(*) from gold.fct_sales) as fct_sales_rows, "
-            "(select coalesce(sum(purchase_amount), 0) from gold.fct_sales) as fct_sales_purchase_amount, "
-            "(select count(*) from gold.dim_customers) as dim_customers_rows, "
-            "(select count(*) from gold.dim_products) as dim_products_rows"
-        )[0],
+        "silver_batches": rows(SILVER_BATCHES_SQL),
+        "rejected_by_reason": {r["reason"]: r["rows"] for r in rows(REJECTED_BY_REASON_SQL)},
+        "gold": rows(GOLD_COUNTS_SQL)[0],
     }
     lake.lake_summary.parent.mkdir(parents=True, exist_ok=True)
     lake.lake_summary.write_text(json.dumps(summary, indent=2, default=str))
