@@ -34,7 +34,20 @@ test: setup browser
 	$(BIN)/python -m pytest
 
 # Static quality gates (lint, types, dbt parse/compile of every target, project structure, secrets).
+# No engine starts and no credential is needed (scripts/offline_dbt.py); scripts/gates.py runs
+# the gates side by side and ends with a summary and timings. See CONTRIBUTING.md.
 check: setup
+	$(BIN)/python scripts/gates.py check
+
+# sqlfluff (dbt templater, one run per target), ruff, ruff format --check, YAML.
+lint: setup
+	$(BIN)/python scripts/gates.py lint
+
+# Fix what can be fixed: SQL layout and case, Python imports and format. Review the diff.
+fmt: setup
+	$(BIN)/python scripts/offline_dbt.py sqlfluff fix models tests/dbt
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # The report test opens the HTML in Debian's headless Chromium.
 browser:
