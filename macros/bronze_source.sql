@@ -39,7 +39,7 @@
         batch_id string
     )
     using csv
-    options (header 'true', mode 'PERMISSIVE', encoding 'UTF-8')
+    options (header 'true', mode 'PERMISSIVE', encoding 'UTF-8', quote '"', escape '"')
     partitioned by (ingest_date, batch_id)
     location '{{ location }}/walmart_sales';
     msck repair table {{ schema }}.walmart_sales;

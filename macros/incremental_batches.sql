@@ -10,9 +10,11 @@
       each date that has a new batch is read again.
 
     The batch ids are rendered as literals (not a subquery) so that Spark prunes Bronze partitions
-    and Iceberg files at planning time.
+    and Iceberg files at planning time. With `match_ingest_date`, a row must also sit under the
+    ingest date its batch was committed with: parts a crashed landing left under another date
+    are never read (Silver reads Bronze this way).
 #}
-{% macro incremental_batch_filter(batches) %}
+{% macro incremental_batch_filter(batches, match_ingest_date=false) %}
     {%- if not execute -%}
         {{ return('true') }}
     {%- endif -%}
@@ -21,7 +23,7 @@
     ) -%}
     {%- set upstream_pairs = upstream.rows | map('list') | list -%}
     {%- if not is_incremental() -%}
-        {{ return(_batch_predicate(upstream_pairs | map(attribute=0) | list, none)) }}
+        {{ return(_batch_predicate(upstream_pairs, none, match_ingest_date)) }}
     {%- endif -%}
     {%- set held = run_query('select distinct batch_id from ' ~ this).columns[0].values() | list -%}
     {%- set new_pairs = [] -%}
@@ -30,16 +32,25 @@
     {%- endfor -%}
     {%- if config.get('incremental_strategy') == 'insert_overwrite' -%}
         {%- set dates = new_pairs | map(attribute=1) | unique | list -%}
-        {{ return(_batch_predicate(upstream_pairs | map(attribute=0) | list, dates)) }}
+        {{ return(_batch_predicate(upstream_pairs, dates, match_ingest_date)) }}
     {%- endif -%}
-    {{ return(_batch_predicate(new_pairs | map(attribute=0) | list, none)) }}
+    {{ return(_batch_predicate(new_pairs, none, match_ingest_date)) }}
 {% endmacro %}
 
-{% macro _batch_predicate(batch_ids, ingest_dates) %}
-    {%- if batch_ids | length == 0 or (ingest_dates is not none and ingest_dates | length == 0) -%}
+{#- pairs: [batch_id, ingest_date] lists; ingest_dates: whole partitions to re-read, or none. -#}
+{% macro _batch_predicate(pairs, ingest_dates, match_ingest_date) %}
+    {%- if pairs | length == 0 or (ingest_dates is not none and ingest_dates | length == 0) -%}
         {{ return('false') }}
     {%- endif -%}
-    {%- set predicate = 'batch_id in (' ~ _quoted(batch_ids) ~ ')' -%}
+    {%- if match_ingest_date -%}
+        {%- set literals = [] -%}
+        {%- for batch_id, ingest_date in pairs | sort -%}
+            {%- do literals.append("('" ~ batch_id ~ "', date '" ~ ingest_date ~ "')") -%}
+        {%- endfor -%}
+        {%- set predicate = '(batch_id, ingest_date) in (' ~ literals | join(', ') ~ ')' -%}
+    {%- else -%}
+        {%- set predicate = 'batch_id in (' ~ _quoted(pairs | map(attribute=0) | list) ~ ')' -%}
+    {%- endif -%}
     {%- if ingest_dates is not none -%}
         {%- set predicate = predicate ~ ' and ingest_date in (' ~ _quoted(ingest_dates, 'date') ~ ')' -%}
     {%- endif -%}

@@ -14,7 +14,7 @@ judged as (
         staged.*,
         {{ rejection_reasons() }} as rejection_reasons
     from staged
-    where {{ incremental_batch_filter(ref('stg_walmart__batches')) }}
+    where {{ incremental_batch_filter(ref('stg_walmart__batches'), match_ingest_date=true) }}
 
 ),
 

@@ -6,6 +6,7 @@ with ledger as (
 
     select
         batch_id,
+        cast(ingest_date as string) as ingest_date,
         row_count
     from {{ ref('stg_walmart__batches') }}
 
@@ -13,11 +14,15 @@ with ledger as (
 
 bronze as (
 
+    -- only the rows under the date each batch was committed with (what Silver reads)
     select
         walmart_sales.batch_id,
         count(*) as bronze_rows
     from {{ source('bronze', 'walmart_sales') }} as walmart_sales
-    where walmart_sales.batch_id in (select ledger.batch_id from ledger)
+    inner join ledger
+        on
+            walmart_sales.batch_id = ledger.batch_id
+            and walmart_sales.ingest_date = ledger.ingest_date
     group by walmart_sales.batch_id
 
 ),
