@@ -10,6 +10,6 @@
         {{ log('No new rows for ' ~ target ~ ': nothing to merge', info=False) }}
         select 'no new rows' as merge_skipped
     {%- else -%}
-        {{ dbt_spark.spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
+        {{ dbt.spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
     {%- endif -%}
 {% endmacro %}
