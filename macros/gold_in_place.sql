@@ -38,10 +38,12 @@
                     'select file from ' ~ relation ~ '.metadata_log_entries order by timestamp desc limit 1'
                 ).columns[0].values()[0] -%}
             {%- else -%}
-                {%- set location = none -%}
+                {#- a namespace: a plain `set` inside a for loop does not outlive the loop -#}
+                {%- set found = namespace(location=none) -%}
                 {%- for row in run_query('describe table extended ' ~ relation) if row[0] == 'Location' -%}
-                    {%- set location = row[1] -%}
+                    {%- set found.location = row[1] -%}
                 {%- endfor -%}
+                {%- set location = found.location -%}
             {%- endif -%}
             {%- do entries.append("select '" ~ node.alias ~ "' as table_name, '"
                 ~ lake_file_format() ~ "' as table_format, '" ~ location ~ "' as location") -%}
