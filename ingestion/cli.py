@@ -111,7 +111,8 @@ def _generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> li
     "--to",
     "destination_uri",
     default=None,
-    help="s3://bucket/prefix or a folder. Default: $LAKEHOUSE_HOME/bronze.",
+    help="The lake root: s3://bucket[/prefix] or a folder; Bronze lands under <root>/bronze. "
+    "Default: $LAKEHOUSE_HOME.",
 )
 @click.option("--endpoint-url", default=None, help="Any S3-compatible endpoint (MinIO, moto, ...).")
 @click.option(
