@@ -52,9 +52,23 @@
     {{ return({'table_properties' if target.type == 'glue' else 'tblproperties': properties}) }}
 {% endmacro %}
 
-{#- A lake table rebuilt in full on every run (the dimensions): same format rules. -#}
+{#
+    A lake table rebuilt in full on every run (the dimensions). On Iceberg a `table` (create or
+    replace). On Hive Parquet a drop-and-create through Iceberg's session catalog leaves the old
+    files behind and the next create fails (LOCATION_ALREADY_EXISTS), so the table is instead
+    overwritten in place: an unpartitioned insert_overwrite of the whole result on every run.
+#}
 {% macro lake_table_config() %}
-    {%- set settings = {'materialized': 'table', 'file_format': lake_file_format()} -%}
+    {%- if lake_file_format() == 'iceberg' -%}
+        {%- set settings = {'materialized': 'table', 'file_format': 'iceberg'} -%}
+    {%- else -%}
+        {%- set settings = {
+            'materialized': 'incremental',
+            'file_format': 'parquet',
+            'incremental_strategy': 'insert_overwrite',
+            'on_schema_change': 'fail',
+        } -%}
+    {%- endif -%}
     {%- if target.type == 'glue' -%}
         {%- do settings.update({'iceberg_expire_snapshots': 'False'}) -%}
     {%- endif -%}
