@@ -108,6 +108,9 @@ def test_parquet_lake_in_a_second_home_agrees_and_leaves_the_first_alone(
     # same inputs, same answers as the Iceberg lake
     assert parquet.fct_by_date == {d: story.after_day2.fct_by_date[d] for d in (DAY1, DAY2)}
     assert parquet.summary["rejected_by_reason"] == story.after_day2.summary["rejected_by_reason"]
-    assert not list((home / "warehouse").rglob("*.metadata.json"))  # no Iceberg here
+    # Silver and Gold are Hive Parquet here (only the seed lookups stay Iceberg)
+    for table in ("silver.db/slv_sales_validated", "gold.db/fct_sales", "gold.db/dim_customers"):
+        assert not list((home / "warehouse" / table).rglob("*.metadata.json")), table
+        assert list((home / "warehouse" / table).rglob("*.parquet")), table
     # the first lake is untouched by the second
     assert observe(story.home).fct_by_date == story.after_crash.fct_by_date
