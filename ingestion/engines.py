@@ -59,6 +59,24 @@ def prepare_duckdb_extensions(target: Path) -> Path:
     return target
 
 
+def connect_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the local DuckDB warehouse read-only, with the offline extension directory.
+
+    Inside `lakehouse run`, dbt-duckdb already holds the file open read-write in this process,
+    and DuckDB refuses a second instance of the same file with another configuration: then share
+    that instance (callers only select).
+    """
+    extensions = prepare_duckdb_extensions(path.parent / Paths(path.parent).duckdb_extensions.name)
+    try:
+        return duckdb.connect(
+            str(path), read_only=True, config={"extension_directory": str(extensions)}
+        )
+    except duckdb.ConnectionException as error:
+        if "different configuration" not in str(error):
+            raise
+        return duckdb.connect(str(path))
+
+
 def engine_environment(lake: Paths | None = None) -> dict[str, str]:
     """The environment variables dbt's local targets read (profiles/profiles.yml)."""
     lake = lake or paths()

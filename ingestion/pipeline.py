@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingestion.engines import apply_engine_environment
+from ingestion.engines import apply_engine_environment, connect_warehouse
 from ingestion.settings import PROJECT_DIR, Paths, paths
 
 log = logging.getLogger(__name__)
@@ -116,18 +116,11 @@ def bronze_ledger(lake: Paths | None = None) -> list[dict[str, Any]]:
 
 def layer_counts(lake: Paths | None = None) -> dict[str, int]:
     """Rows per layer of the local lakehouse, read from the engines that hold them."""
-    import duckdb
-
     lake = lake or paths()
     counts = {"bronze rows (ledger)": sum(int(e["rows"]) for e in bronze_ledger(lake))}
     counts.update(_silver_counts())
     if lake.duckdb_file.exists():
-        env = apply_engine_environment(lake)
-        con = duckdb.connect(
-            str(lake.duckdb_file),
-            read_only=True,
-            config={"extension_directory": env["LAKEHOUSE_DUCKDB_EXTENSIONS"]},
-        )
+        con = connect_warehouse(lake.duckdb_file)
         try:
             for schema, table in con.execute(
                 "select table_schema, table_name from information_schema.tables "

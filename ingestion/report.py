@@ -27,6 +27,8 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from ingestion.engines import connect_warehouse
+
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "insights.html"
@@ -136,17 +138,7 @@ def read_marts(source: Path) -> MartData:
 
 def _connect(source: Path) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(source), read_only=True)
-    except duckdb.ConnectionException as exc:
-        # This process already holds the file open read-write (dbt-duckdb in `lakehouse run`):
-        # DuckDB then refuses a second configuration, so share that instance; we only select.
-        if "different configuration" not in str(exc):
-            raise ReportError(f"cannot open {source}: {exc}") from exc
-        log.info("%s is already open in this process; reading through that instance", source)
-        try:
-            return duckdb.connect(str(source))
-        except duckdb.Error as again:
-            raise ReportError(f"cannot open {source}: {again}") from again
+        return connect_warehouse(source)
     except duckdb.Error as exc:
         raise ReportError(f"cannot open {source} read-only: {exc}") from exc
 
