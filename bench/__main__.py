@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip `lakehouse run` at the default size (run when 550k is measured)",
     )
     parser.add_argument(
+        "--demo", action="store_true", help="measure `lakehouse run` whatever the scales"
+    )
+    parser.add_argument(
         "--no-docs", action="store_true", help="do not regenerate docs/benchmarks.md"
     )
     parser.add_argument(
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         work_dir=args.work_dir.resolve(),
         keep_work=args.keep_work,
-        demo=not args.quick and not args.no_demo and "550k" in args.scales,
+        demo=args.demo or (not args.quick and not args.no_demo and "550k" in args.scales),
         patches=tuple(p.resolve() for p in args.patch),
         max_quiet_wait_s=(
             args.max_quiet_wait if args.max_quiet_wait is not None else 0 if args.quick else 90

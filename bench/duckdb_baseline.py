@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from ingestion.settings import PROJECT_DIR, SOURCE_TABLE
 

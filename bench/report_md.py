@@ -164,6 +164,14 @@ def dominant_parts(stage: dict[str, Any], count: int = 4) -> str:
     )
 
 
+def _head(run: dict[str, Any]) -> str:
+    """The commit a run started from, short, plus whether the tree differed from it."""
+    git = run["machine"]["git"]
+    branch, _, commit = git.get("head", "?@?").partition("@")
+    changed = git.get("uncommitted_files", 0)
+    return f"`{branch}@{commit[:12]}`" + (f" + {changed} uncommitted files" if changed else "")
+
+
 def scale_section(run: dict[str, Any], scale: dict[str, Any]) -> list[str]:
     name = scale["name"]
     rows = scale.get("rows")
@@ -177,7 +185,7 @@ def scale_section(run: dict[str, Any], scale: dict[str, Any]) -> list[str]:
             "",
         ]
     lines.append(
-        f"Run `{run['run_id']}`; input {source.get('source', '?')}, "
+        f"Run `{run['run_id']}` (code: {_head(run)}); input {source.get('source', '?')}, "
         f"{_num(source.get('bytes', 0) / 1e6, 1)} MB of CSV."
     )
     if "error" in scale:
@@ -231,23 +239,47 @@ def scale_section(run: dict[str, Any], scale: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _digits(unit: str) -> int:
+    return 1 if unit in ("s", "MB/s", "% of full") else 0
+
+
+def every_measurement(runs: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """target -> what each run measured for it, oldest first (with its verdict)."""
+    found: dict[str, list[str]] = {}
+    for run in runs:
+        scales = {s["name"]: s for s in run.get("scales", []) if "error" not in s}
+        for target in evaluate(scales, run.get("demo")):
+            if target["measured"] is not None:
+                value = _num(target["measured"], _digits(target["unit"]))
+                if target["target"] in ("generator", "local ingestion"):  # at the largest scale
+                    value += f" ({target['scale']})"
+                found.setdefault(target["target"], []).append(
+                    f"{value}{'' if target['met'] else ' ✗'}"
+                )
+    return found
+
+
 def targets_section(
-    per_scale: dict[str, tuple[dict[str, Any], dict[str, Any]]], demo_run: dict[str, Any] | None
+    per_scale: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+    demo_run: dict[str, Any] | None,
+    runs: Sequence[dict[str, Any]],
 ) -> list[str]:
     scales = {name: scale for name, (_, scale) in per_scale.items()}
+    history = every_measurement(runs)
     rows = []
     for target in evaluate(scales, demo_run["demo"] if demo_run else None):
         if target["met"] is None:
             verdict, measured = "not measured", ""
         else:
             verdict = "**met**" if target["met"] else "**missed**"
-            digits = 1 if target["unit"] in ("s", "MB/s", "% of full") else 0
             measured = (
-                f"{_num(target['measured'], digits)} {target['unit']} ({target['scale']})"
-                + _target_note(target, scales)
+                f"{_num(target['measured'], _digits(target['unit']))} {target['unit']} "
+                f"({target['scale']})" + _target_note(target, scales)
             )
-        rows.append([target["target"], target["goal"], measured, verdict])
-    return table(("target (issue #7)", "goal", "measured", "verdict"), rows)
+        every = " · ".join(history.get(target["target"], []))
+        rows.append([target["target"], target["goal"], measured, verdict, every])
+    headers = ("target (issue #7)", "goal", "measured (latest run)", "verdict", "every run")
+    return table(headers, rows)
 
 
 def _target_note(target: dict[str, Any], scales: dict[str, dict[str, Any]]) -> str:
@@ -301,8 +333,10 @@ def machine_section(run: dict[str, Any]) -> list[str]:
             f"{v['dbt-core']} / {v['dbt-spark']} / {v['dbt-duckdb']}",
         ],
         [
-            "git commit",
-            f"`{git['commit'][:12]}` ({git['uncommitted_files']} files differed from it)",
+            "git HEAD when the run started",
+            f"`{git['head'].split('@')[0]}@{git['head'].split('@')[1][:12]}` "
+            f"({git['uncommitted_files']} files differed from it; the run measured a copy of "
+            f"the working tree, {(run.get('code') or {}).get('fingerprint', '?')})",
         ],
     ]
     return table(("", f"run `{run['run_id']}`"), rows)
@@ -336,12 +370,14 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
         "",
         "## Targets",
         "",
-        "For each scale, the latest run that measured it. Rates are per second of the command's "
+        "For each scale, the latest run that measured it; the last column lists what every run "
+        "measured, oldest first (✗ = missed), since one run on a shared machine proves little. "
+        "Rates are per second of the command's "
         "wall time, Python start included (the generator's in-process rate is in the scale "
         "tables' JSON as `in_process_rows_per_s`). Peak memory is the largest stage peak "
         "(stages run one after another); MB = 10^6 bytes.",
         "",
-        *targets_section(per_scale, demo_run),
+        *targets_section(per_scale, demo_run, runs),
         "",
         *patches_section(runs_shown(per_scale, demo_run)),
         "## Per scale",
@@ -415,10 +451,10 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
             "",
         ]
         if "error" in demo:
-            failure = [ln for ln in demo["error"].splitlines() if ln.strip()][-1]
+            failure = demo.get("details", {}).get("root_cause") or demo["error"].splitlines()[-1]
             lines += [
-                "**The command failed** (exit status not 0) after that time; the last line it "
-                "printed:",
+                "**The command failed** (exit status not 0) after that time; the root cause in "
+                "its output:",
                 "",
                 "```",
                 failure.strip(),

@@ -204,6 +204,7 @@ def run(options: Options, now: datetime | None = None) -> dict[str, Any]:
     identifier = run_id(scales, options.quick, now)
     run_dir = options.work_dir / identifier
     run_dir.mkdir(parents=True, exist_ok=True)
+    stages.shorten_under(run_dir, "$RUN")
     log.info("benchmark %s in %s", identifier, run_dir)
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -211,6 +212,7 @@ def run(options: Options, now: datetime | None = None) -> dict[str, Any]:
         "started_at": now.isoformat(timespec="seconds"),
         "quick": options.quick,
         "scales_requested": list(scales),
+        "run_dir": f"$RUN = {run_dir}",
         "max_quiet_wait_s": options.max_quiet_wait_s,
         "machine": machine.describe(),
     }

@@ -58,7 +58,7 @@ def fingerprint(tree: Path) -> str:
     for path in sorted(p for p in tree.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(tree)).encode())
         digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 def apply_patch(tree: Path, diff: Path) -> dict[str, str]:

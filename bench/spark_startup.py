@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from ingestion.settings import PROJECT_DIR, Paths
 

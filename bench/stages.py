@@ -159,9 +159,11 @@ def run_stage(
         mb_per_s=round(size_bytes / MB / seconds, 1) if size_bytes else None,
     )
     if measured.returncode != 0:
-        tail = log_file.read_text(errors="replace").splitlines()[-30:]
-        message = f"{name} failed (exit {measured.returncode}); see {log_file}:\n"
-        raise StageFailed(message + "\n".join(tail), result)
+        lines = log_file.read_text(errors="replace").splitlines()
+        result.details["root_cause"] = _short(root_cause(lines))
+        tail = lines[-30:]
+        message = f"{name} failed (exit {measured.returncode}); see {result.log}:\n"
+        raise StageFailed(message + "\n".join(_short(line) for line in tail), result)
     log.info(
         "%s: %.1f s, peak %.0f MB, load %.1f -> %.1f, others' CPU %.0f%%",
         name,
@@ -179,15 +181,42 @@ def run_stage(
     return result
 
 
+def root_cause(lines: list[str]) -> str:
+    """The line of a failed command's log most likely to say why: the deepest `Caused by:` of the
+    first Java stack trace, else the last line naming an error or exception."""
+    causes: list[str] = []
+    for line in lines:
+        if line.startswith("Caused by:"):
+            causes.append(line)
+        elif causes and not line.startswith(("\t", " ", "Caused by:")):
+            break
+    if causes:
+        return causes[-1].strip()
+    named = [ln.strip() for ln in lines if re.search(r"(Error|Exception)\b", ln)]
+    return named[-1] if named else (lines[-1].strip() if lines else "")
+
+
 def stage_log(home: Home, name: str) -> Path:
     return home.logs / f"{_slug(name)}.log"
 
 
+# Prefixes shortened in what the results record: the venv, the project, and (set by the runner)
+# the run's work folder as `$RUN`. Besides reading the same on any machine, a long path of
+# letters, digits and slashes reads as a secret to detect-secrets; `$` breaks that.
+SHORTENED: list[tuple[str, str]] = [
+    (str(VENV_BIN) + "/", ".venv/bin/"),
+    (str(PROJECT_DIR) + "/", ""),
+]
+
+
+def shorten_under(folder: Path, label: str) -> None:
+    SHORTENED.insert(0, (str(folder) + "/", label + "/"))
+
+
 def _short(arg: str) -> str:
-    """Paths relative to the project or the venv, so results read the same on any machine."""
-    for prefix, label in ((str(VENV_BIN) + "/", ".venv/bin/"), (str(PROJECT_DIR) + "/", "")):
-        if arg.startswith(prefix):
-            return label + arg[len(prefix) :]
+    for prefix, label in SHORTENED:
+        if prefix in arg:
+            arg = arg.replace(prefix, label)
     return arg
 
 
