@@ -4,7 +4,8 @@ Runs every stage of the local pipeline per scale, each as a measured subprocess 
 `lakehouse` CLI in a fresh LAKEHOUSE_HOME; writes the results as JSON under bench/results/ and
 regenerates docs/benchmarks.md. `--quick` is a self-test of the harness (real rows only, no dbt
 tests, no separate Spark start, no `lakehouse run`): it writes its JSON under the work folder and
-leaves bench/results/ and the docs alone.
+leaves bench/results/ and the docs alone. Exit status 1 when a stage failed (its time and root
+cause are still recorded) or when the DuckDB baseline and the lake did not produce the same Gold.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [s["name"] for s in result["scales"] if "error" in s]
     failed += [s["name"] for s in result["scales"] if "error" in (s.get("incremental") or {})]
     failed += [k for k in ("spark_startup", "demo") if "error" in (result.get(k) or {})]
+    # the baseline and the lake must have done the same work, or the ratio means nothing
+    failed += [s["name"] for s in result["scales"] if not s.get("baseline", {}).get("same_work", 1)]
     return 1 if failed else 0
 
 
