@@ -38,7 +38,7 @@ FIXTURE_ROWS = 2000
 # All 29,116 real rows, only where the sibling shared/ folder exists (never on a user's clone).
 SHARED_ROWS = PROJECT_DIR.parent / "shared" / "data" / "walmart" / "walmart_head_29116rows.csv"
 REGION = "us-east-1"
-FAKE_KEY_ID = "AKIAFAKEINGESTIONTEST"
+FAKE_KEY_ID = "fake-key-id-ingestion-test"
 FAKE_SECRET = "fake/secret/ingestion/never-printed-0123456789"
 CANONICAL = (
     "User_ID",
