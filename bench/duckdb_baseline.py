@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
+from ingestion.schema import EXPECTED_COLUMNS
 from ingestion.settings import PROJECT_DIR, SOURCE_TABLE
 
 SUMMARY_FILE = "summary.json"
@@ -100,18 +101,8 @@ def rejection_reasons_sql(v: dict[str, Any]) -> str:
     return f"nullif(concat_ws('; ',\n        {cases}\n    ), '')"
 
 
-RAW_COLUMNS = (
-    "User_ID",
-    "Product_ID",
-    "Gender",
-    "Age",
-    "Occupation",
-    "City_Category",
-    "Stay_In_Current_City_Years",
-    "Marital_Status",
-    "Product_Category",
-    "Purchase",
-)
+# The ten columns of the raw file, as the ingestion lands them.
+RAW_COLUMNS = EXPECTED_COLUMNS
 
 
 def silver_sql(bronze: Path, v: dict[str, Any]) -> str:
