@@ -35,14 +35,14 @@ from typing import Any
 import duckdb
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from ingestion.schema import EXPECTED_COLUMNS
-from ingestion.settings import PROJECT_DIR, SOURCE_TABLE
+from bench import REPO_DIR
+from ingestion.schema import EXPECTED_COLUMNS, SOURCE_TABLE
 
 SUMMARY_FILE = "summary.json"
 
 
 def project_vars() -> dict[str, Any]:
-    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    project = yaml.safe_load((REPO_DIR / "dbt_project.yml").read_text())
     return dict(project["vars"])
 
 
@@ -302,7 +302,7 @@ def run(home: Path, out: Path) -> dict[str, Any]:
     con = duckdb.connect()
     try:
         for seed in ("age_bands", "city_categories", "product_categories"):
-            path = PROJECT_DIR / "seeds" / f"{seed}.csv"
+            path = REPO_DIR / "seeds" / f"{seed}.csv"
             con.execute(f"create table {seed} as select * from read_csv('{path}', header = true)")
         con.execute(MACROS)
         con.execute(silver_sql(home / "bronze", v))

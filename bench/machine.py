@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ingestion.settings import PROJECT_DIR
+from bench import REPO_DIR
 
 PACKAGES = ("dbt-core", "dbt-spark", "dbt-duckdb", "pyspark", "duckdb", "pyarrow", "numpy")
 
@@ -66,7 +66,7 @@ def git_state() -> dict[str, Any]:
 
     def git(*args: str) -> str:
         done = subprocess.run(
-            ["git", *args], cwd=PROJECT_DIR, capture_output=True, text=True, check=False
+            ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=False
         )
         return done.stdout.strip()
 

@@ -15,13 +15,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import REPO_DIR
 from bench.targets import evaluate
-from ingestion.settings import PROJECT_DIR
 
 log = logging.getLogger(__name__)
 
-RESULTS_DIR = PROJECT_DIR / "bench" / "results"
-DOCS_FILE = PROJECT_DIR / "docs" / "benchmarks.md"
+RESULTS_DIR = REPO_DIR / "bench" / "results"
+DOCS_FILE = REPO_DIR / "docs" / "benchmarks.md"
 SCALE_TITLES = {"real": "real rows", "550k": "550,068 rows", "5.5m": "5,500,680 rows"}
 
 

@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import checks, machine, snapshot, stages
+from bench import REPO_DIR, checks, machine, snapshot, stages
 from bench.stages import Home, StageFailed, StageResult
 from bench.targets import evaluate
-from ingestion.settings import DEFAULT_ROWS, PROJECT_DIR
+from lakehouse.settings import DEFAULT_ROWS
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-REAL_FILE = PROJECT_DIR.parent / "shared" / "data" / "walmart" / "walmart_head_29116rows.csv"
-FIXTURE_FILE = PROJECT_DIR / "tests" / "fixtures" / "walmart_head_2000rows.csv"
+REAL_FILE = REPO_DIR.parent / "shared" / "data" / "walmart" / "walmart_head_29116rows.csv"
+FIXTURE_FILE = REPO_DIR / "tests" / "fixtures" / "walmart_head_2000rows.csv"
 GENERATED_ROWS = {"550k": DEFAULT_ROWS, "5.5m": 5_500_680}
 SCALE_NAMES = ("real", *GENERATED_ROWS)
 SEED = 42

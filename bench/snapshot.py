@@ -3,7 +3,7 @@
 Other people edit and commit in the same tree while a benchmark runs (an hour at 5.5 M rows); a
 model or macro changing between two stages would make the stages measure different code, or
 break the run half-way. Every command of a run therefore runs a copy: its `ingestion` package
-comes first on PYTHONPATH, so `lakehouse` and `PROJECT_DIR` (and with it the dbt project) resolve
+comes first on PYTHONPATH, so `lakehouse` and `REPO_DIR` (and with it the dbt project) resolve
 to the copy. The environment (.venv) is shared.
 """
 
@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ingestion.settings import PROJECT_DIR
+from bench import REPO_DIR
 
 # top-level folders that are environments, outputs or caches, not the project
 SKIPPED_TOP = {
@@ -37,9 +37,9 @@ SKIPPED_BENCH = {"work", "results"}
 def _ignore(folder: str, names: list[str]) -> set[str]:
     here = Path(folder).resolve()
     skipped = {n for n in names if n in SKIPPED_ANYWHERE or n.endswith(".egg-info")}
-    if here == PROJECT_DIR:
+    if here == REPO_DIR:
         skipped |= {n for n in names if n in SKIPPED_TOP}
-    if here == PROJECT_DIR / "bench":
+    if here == REPO_DIR / "bench":
         skipped |= {n for n in names if n in SKIPPED_BENCH}
     return skipped
 
@@ -48,7 +48,7 @@ def take(target: Path) -> Path:
     """Copy the working tree (tracked and untracked files, no outputs) to `target`."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(PROJECT_DIR, target, ignore=_ignore, symlinks=True)
+    shutil.copytree(REPO_DIR, target, ignore=_ignore, symlinks=True)
     return target
 
 

@@ -2,7 +2,7 @@
 
 Starts a SparkSession exactly as dbt-spark's `method: session` does (Hive support enabled, then
 every `server_side_parameters` entry of the `lake` target of profiles/profiles.yml, rendered with
-the environment `ingestion.engines.engine_environment()` gives), runs one catalog query (which
+the environment `lakehouse.engines.engine_environment()` gives), runs one catalog query (which
 creates the Derby metastore, as the first statement of a lake build does), and stops.
 
 This is preferred over timing `lakehouse dbt debug --target lake`: that adds dbt's own start-up
@@ -23,7 +23,8 @@ from typing import Any
 import jinja2
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from ingestion.settings import PROJECT_DIR, Paths
+from bench import REPO_DIR
+from lakehouse.settings import Paths
 
 PROFILE = "lakehouse"
 LAKE_OUTPUT = "lake"
@@ -38,7 +39,7 @@ def _env_var(name: str, default: str | None = None) -> str:
 
 def lake_spark_conf() -> dict[str, str]:
     """The lake target's server_side_parameters, rendered the way dbt renders them."""
-    profiles = yaml.safe_load((PROJECT_DIR / "profiles" / "profiles.yml").read_text())
+    profiles = yaml.safe_load((REPO_DIR / "profiles" / "profiles.yml").read_text())
     raw = profiles[PROFILE]["outputs"][LAKE_OUTPUT]["server_side_parameters"]
     jinja = jinja2.Environment(undefined=jinja2.StrictUndefined)
     jinja.globals["env_var"] = _env_var
@@ -47,7 +48,7 @@ def lake_spark_conf() -> dict[str, str]:
 
 def measure(home: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    from ingestion.engines import engine_environment
+    from lakehouse.engines import engine_environment
 
     os.environ.update(engine_environment(Paths(home)))
     from pyspark.sql import SparkSession

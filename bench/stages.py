@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench import REPO_DIR
 from bench.memory import run_measured, wait_for_quiet
-from ingestion.settings import PROJECT_DIR
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Home:
 
     root: Path
     """The scale's work folder: inputs, logs, the lake home, the baseline's output."""
-    src: Path = PROJECT_DIR
+    src: Path = REPO_DIR
     """The copy of the project the commands run (see bench.snapshot)."""
 
     @property
@@ -114,6 +114,7 @@ class Home:
                 "LAKEHOUSE_REPORTS": str(self.root / "reports"),
                 "DBT_TARGET_PATH": str(self.dbt_target),
                 "DBT_LOG_PATH": str(self.dbt_log.parent),
+                "DBT_PROJECT_DIR": str(self.src),
                 # the project's code (ingestion, bench) and so its dbt project come from `src`:
                 # PYTHONPATH comes before the editable install's finder
                 "PYTHONPATH": os.pathsep.join(
@@ -205,7 +206,7 @@ def stage_log(home: Home, name: str) -> Path:
 # letters, digits and slashes reads as a secret to detect-secrets; `$` breaks that.
 SHORTENED: list[tuple[str, str]] = [
     (str(VENV_BIN) + "/", ".venv/bin/"),
-    (str(PROJECT_DIR) + "/", ""),
+    (str(REPO_DIR) + "/", ""),
 ]
 
 

@@ -627,18 +627,15 @@ def _b64(digest: bytes) -> str:
 # --------------------------------------------------------------------------- URIs
 
 
-def destination_from_uri(uri: str | None, endpoint_url: str | None = None) -> Destination:
+def destination_from_uri(uri: str, endpoint_url: str | None = None) -> Destination:
     """The destination a user names; the URI is a *lake root*, Bronze is its ``bronze`` folder.
 
-    - None or "": ``$LAKEHOUSE_HOME/bronze`` (`ingestion.settings.paths`).
-    - a path or ``file://`` URI: ``<path>/bronze``, same layout as ``LAKEHOUSE_HOME``.
+    - a path or ``file://`` URI: ``<path>/bronze`` (the application passes ``$LAKEHOUSE_HOME``).
     - ``s3://bucket``: keys under ``bronze/``; ``s3://bucket/some/prefix``: keys under
       ``some/prefix/bronze/`` (the dbt sources read ``s3://<bucket>/<prefix>bronze``).
     """
-    from ingestion.settings import paths
-
     if not uri:
-        return LocalDestination(paths().bronze)
+        raise DestinationError("", "no destination: name a folder or s3://bucket/prefix")
     if uri.startswith("s3://"):
         bucket, _, prefix = uri[len("s3://") :].partition("/")
         prefix = prefix.strip("/")

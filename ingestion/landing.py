@@ -50,8 +50,7 @@ from ingestion.errors import (
     SourceError,
 )
 from ingestion.gzip_parts import GzipMember, ParallelGzip
-from ingestion.schema import EXPECTED_COLUMNS, SOURCE_LINE_COLUMN
-from ingestion.settings import SOURCE_TABLE
+from ingestion.schema import EXPECTED_COLUMNS, SOURCE_LINE_COLUMN, SOURCE_TABLE
 from ingestion.validation import Header, check_header, header_only
 
 logger = logging.getLogger(__name__)

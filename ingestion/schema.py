@@ -24,4 +24,7 @@ EXPECTED_COLUMNS: Final[tuple[str, ...]] = (
 
 SOURCE_LINE_COLUMN: Final[str] = "source_line_number"
 
-__all__ = ["EXPECTED_COLUMNS", "SOURCE_LINE_COLUMN"]
+# The Bronze table these files make up: the folder under the Bronze root, and the dbt source table.
+SOURCE_TABLE: Final[str] = "walmart_sales"
+
+__all__ = ["EXPECTED_COLUMNS", "SOURCE_LINE_COLUMN", "SOURCE_TABLE"]

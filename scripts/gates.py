@@ -69,7 +69,7 @@ def check_gates() -> list[Gate]:
     return [
         sqlfluff,
         *compiles,
-        Gate("mypy", [str(BIN / "mypy"), "ingestion", "scripts"]),
+        Gate("mypy", [str(BIN / "mypy"), "ingestion", "lakehouse", "scripts"]),
         Gate("secrets", [PYTHON, __file__, "secrets"]),
         *quick_lint,
     ]

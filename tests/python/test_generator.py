@@ -1,5 +1,5 @@
-"""The synthetic data generator (ingestion/generator.py): determinism, the structure of the real
-file, injected bad rows, daily batches and the API.
+"""The synthetic data generator (lakehouse/generator/dataset.py): determinism, the structure of
+the real file, injected bad rows, daily batches and the API.
 
 Every file is read back here with the csv module and judged by rules written out in this file
 (including an independent re-implementation of Silver's validation), never with the generator's
@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingestion.generator import BAD_ROW_KINDS, GeneratedDataset, write_dataset
 from ingestion.schema import EXPECTED_COLUMNS
+from lakehouse.generator import BAD_ROW_KINDS, GeneratedDataset, write_dataset
 
 HEADER = (
     "User_ID,Product_ID,Gender,Age,Occupation,City_Category,"

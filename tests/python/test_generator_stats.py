@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from ingestion.generator import write_dataset
+from lakehouse.generator import write_dataset
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 FIXTURE = PROJECT_DIR / "tests" / "fixtures" / "walmart_published_stats.json"

@@ -343,7 +343,9 @@ def test_dbt_parse_fails_on_a_ref_to_a_missing_model(tmp_path: Path) -> None:
 @pytest.fixture
 def python_project(tmp_path: Path) -> Path:
     shutil.copy2(PROJECT_DIR / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "ingestion").mkdir()
+    for package in ("ingestion", "lakehouse"):  # the packages pyproject's mypy `files` names
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
     return tmp_path
 
 

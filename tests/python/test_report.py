@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingestion.report import CHART_IDS, MARTS, ReportError, build_report
+from lakehouse.report import CHART_IDS, MARTS, ReportError, build_report
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -233,10 +233,9 @@ def test_the_client_retries_patiently() -> None:
     assert client.meta.config.s3 == {"addressing_style": "path"}
 
 
-def test_destination_uris(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
-    default = destination_from_uri(None)
-    assert isinstance(default, LocalDestination) and default.root == tmp_path / "home" / "bronze"
+def test_destination_uris(tmp_path: Path) -> None:
+    with pytest.raises(DestinationError, match="no destination"):
+        destination_from_uri("")
     local = destination_from_uri(str(tmp_path / "lake"))
     assert isinstance(local, LocalDestination) and local.root == tmp_path / "lake" / "bronze"
     assert destination_from_uri(f"file://{tmp_path}/x").location() == str(tmp_path / "x" / "bronze")

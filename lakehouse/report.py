@@ -27,7 +27,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from ingestion.engines import connect_warehouse
+from lakehouse.engines import connect_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -832,7 +832,7 @@ PAGE = Template(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="dbt-lakehouse ingestion.report">
+<meta name="generator" content="dbt-lakehouse lakehouse.report">
 <title>$title</title>
 <style>"""
     + CSS

@@ -9,12 +9,25 @@
     docs       the dbt docs site: one lineage graph, Bronze to the marts and exposures
     dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB ext.)
     env        the same wiring as shell exports, for calling `dbt` yourself
+
+\b
+The dbt project is the current directory, or --project-dir / $DBT_PROJECT_DIR (as for dbt).
+Local artefacts go under $LAKEHOUSE_HOME (default ./lake).
+
+\b
+Exit codes:
+    0  done
+    1  a dbt build or test failed (dbt printed which node and why)
+    2  usage error: an unknown option, a missing argument, a path that does not exist
+    3  input refused: a file was not landed (the others were), or no dbt project was found
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
+import os
 import shlex
 import sys
 import time
@@ -28,11 +41,20 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from ingestion import pipeline
-from ingestion.engines import engine_environment
-from ingestion.settings import DEFAULT_ROWS, paths, reports_dir
+from lakehouse import pipeline
+from lakehouse.engines import engine_environment
+from lakehouse.settings import DEFAULT_ROWS, ProjectNotFound, paths, reports_dir
 
 console = Console(stderr=True)
+
+
+class ExitCode(enum.IntEnum):
+    """What the command's exit status tells a script or scheduler (listed in `--help`)."""
+
+    OK = 0
+    BUILD_FAILED = 1
+    USAGE = 2  # click's own code for usage errors
+    REFUSED = 3
 
 
 @contextmanager
@@ -52,7 +74,15 @@ def progress_bar(
 
 @click.group(help=__doc__)
 @click.option("-v", "--verbose", is_flag=True, help="Log what the library does.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The dbt project folder (default: $DBT_PROJECT_DIR, else the current directory).",
+)
+def main(verbose: bool, project_dir: Path | None) -> None:
+    if project_dir is not None:
+        os.environ["DBT_PROJECT_DIR"] = str(project_dir.expanduser().resolve())
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -88,7 +118,7 @@ def generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> Non
 
 
 def _generate(rows: int, seed: int, days: int, bad_rows: float, out: Path) -> list[Path]:
-    from ingestion.generator import write_dataset
+    from lakehouse.generator import write_dataset
 
     started = time.perf_counter()
     with progress_bar("generating", rows, unit_is_bytes=False) as advance:
@@ -141,10 +171,14 @@ def _ingest(
 ) -> None:
     from ingestion.destinations import destination_from_uri
     from ingestion.errors import IngestionError
-    from ingestion.landing import land_file
+    from ingestion.landing import expand_sources, land_file
 
-    destination = destination_from_uri(destination_uri, endpoint_url)
-    files = _expand(sources)
+    try:
+        destination = destination_from_uri(destination_uri or str(paths().home), endpoint_url)
+        files = expand_sources(sources)
+    except IngestionError as error:
+        console.print(f"[red]refused[/red] {error}")
+        sys.exit(ExitCode.REFUSED)
     failed = 0
     for source in files:
         try:
@@ -167,17 +201,7 @@ def _ingest(
                 f"({result.parts} part(s), ingest_date={result.ingest_date})"
             )
     if failed:
-        raise SystemExit(2)
-
-
-def _expand(sources: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for source in sources:
-        if source.is_dir():
-            files += sorted(p for p in source.iterdir() if p.name.endswith((".csv", ".csv.gz")))
-        else:
-            files.append(source)
-    return files
+        sys.exit(ExitCode.REFUSED)
 
 
 @main.command()
@@ -202,17 +226,17 @@ def build(
 @main.command()
 def report() -> None:
     """Write the insights report (self-contained HTML) from the marts."""
-    from ingestion.report import ReportError
+    from lakehouse.report import ReportError
 
     try:
         console.print(f"report: {_report()}")
     except ReportError as error:
         console.print(f"[red]{error}[/red]")
-        sys.exit(1)
+        sys.exit(ExitCode.BUILD_FAILED)
 
 
 def _report() -> Path:
-    from ingestion.report import build_report
+    from lakehouse.report import build_report
 
     return build_report(paths().duckdb_file, reports_dir())
 
@@ -290,9 +314,12 @@ def env() -> None:
 def _run_or_exit(action: Callable[[], Any]) -> None:
     try:
         action()
+    except ProjectNotFound as error:
+        console.print(f"[red]{error}[/red]")
+        sys.exit(ExitCode.REFUSED)
     except pipeline.DbtFailed as error:
         console.print(f"[red]{error}[/red]")
-        sys.exit(1)
+        sys.exit(ExitCode.BUILD_FAILED)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Calibration of the synthetic Walmart (Black Friday) generator, frozen into the package.
 
-The generator (ingestion/generator.py) must run on a clone with nothing beside it, so every number
-it is calibrated on lives here. Two sources, both described in /work/shared/data/walmart/README.md
-of the project's build machine (that folder is NOT read at run time):
+The generator (lakehouse/generator/dataset.py) must run on a clone with nothing beside it, so
+every number it is calibrated on lives here. Two sources, both described in
+shared/data/walmart/README.md of the project's build machine (that folder is NOT read at run time):
 
 * "published": whole-dataset statistics of the real 550,068-row `walmart.csv` (Kaggle
   devarajv88/walmart-sales-dataset), as printed by public analysis notebooks and collected, with

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingestion.engines import apply_engine_environment, connect_warehouse
-from ingestion.settings import PROJECT_DIR, Paths, paths
+from lakehouse.engines import apply_engine_environment, connect_warehouse
+from lakehouse.settings import Paths, paths, profiles_dir, project_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,9 @@ def run_dbt(args: Sequence[str], target: str | None = None, lake: Paths | None =
     command = [
         *args,
         "--project-dir",
-        str(PROJECT_DIR),
+        str(project_dir()),
         "--profiles-dir",
-        str(PROJECT_DIR / "profiles"),
+        str(profiles_dir()),
     ]
     if target:
         command += ["--target", target]
@@ -89,7 +90,7 @@ def generate_docs(lake_target: str = LAKE_TARGET, warehouse_target: str = WAREHO
     A catalog only describes the relations of one target, so docs are generated on the lake
     (sources, Silver, Gold) and on the warehouse (marts), and the two catalogs are merged.
     """
-    target_dir = PROJECT_DIR / "target"
+    target_dir = Path(os.environ.get("DBT_TARGET_PATH") or project_dir() / "target")
     run_dbt(["docs", "generate"], target=lake_target)
     lake_catalog = json.loads((target_dir / "catalog.json").read_text())
     run_dbt(["docs", "generate"], target=warehouse_target)

@@ -2,7 +2,7 @@
 
 `write_dataset` writes CSV files with the ten columns of `ingestion.schema.EXPECTED_COLUMNS`,
 calibrated on the real file's published statistics and on its first 29,116 rows (see
-`ingestion/walmart_profile.py`; nothing outside the package is read at run time).
+`lakehouse/generator/walmart_profile.py`; nothing outside the package is read at run time).
 
 How a dataset is built, all vectorised with numpy (no per-row Python):
 
@@ -67,8 +67,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ingestion import walmart_profile as wp
 from ingestion.schema import EXPECTED_COLUMNS
+from lakehouse.generator import walmart_profile as wp
 
 log = logging.getLogger(__name__)
 
@@ -1130,7 +1130,7 @@ def _write_expected(
         )
     ]
     document: dict[str, Any] = {
-        "generator": "ingestion.generator",
+        "generator": "lakehouse.generator",
         "rows": dataset.rows,
         "seed": dataset.seed,
         "days": days,

@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from ingestion.schema import SOURCE_TABLE
+
 DEFAULT_ROWS = 550_068
-SOURCE_TABLE = "walmart_sales"
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,28 @@ class Paths:
     def incoming(self) -> Path:
         """Where `lakehouse run` writes the generated default dataset before landing it."""
         return self.home / "incoming"
+
+
+class ProjectNotFound(RuntimeError):
+    """The folder the command runs on holds no dbt project."""
+
+
+def project_dir() -> Path:
+    """The dbt project the command acts on, as dbt itself finds it: `--project-dir` (which the
+    CLI exports as DBT_PROJECT_DIR), else $DBT_PROJECT_DIR, else the current directory."""
+    folder = Path(os.environ.get("DBT_PROJECT_DIR") or ".").expanduser().resolve()
+    if not (folder / "dbt_project.yml").is_file():
+        raise ProjectNotFound(
+            f"no dbt_project.yml in {folder}: run from the project folder, "
+            "or pass --project-dir / set DBT_PROJECT_DIR"
+        )
+    return folder
+
+
+def profiles_dir() -> Path:
+    """dbt's profiles folder: $DBT_PROFILES_DIR, else the project's committed `profiles/`."""
+    configured = os.environ.get("DBT_PROFILES_DIR")
+    return Path(configured).expanduser().resolve() if configured else project_dir() / "profiles"
 
 
 def lakehouse_home() -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.settings import PROJECT_DIR, Paths, paths
+from lakehouse.settings import Paths, paths, profiles_dir, project_dir
 
 ICEBERG_JAR = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 DUCKDB_EXTENSIONS = ("avro", "iceberg")
@@ -86,8 +86,8 @@ def engine_environment(lake: Paths | None = None) -> dict[str, str]:
         "JAVA_HOME": str(java_home()),
         "LAKEHOUSE_ICEBERG_JAR": str(iceberg_jar()),
         "LAKEHOUSE_DUCKDB_EXTENSIONS": str(prepare_duckdb_extensions(lake.duckdb_extensions)),
-        "DBT_PROFILES_DIR": str(PROJECT_DIR / "profiles"),
-        "DBT_PROJECT_DIR": str(PROJECT_DIR),
+        "DBT_PROFILES_DIR": str(profiles_dir()),
+        "DBT_PROJECT_DIR": str(project_dir()),
     }
 
 
