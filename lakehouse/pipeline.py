@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakehouse import build_state
 from lakehouse.engines import apply_engine_environment, connect_warehouse
 from lakehouse.settings import Paths, paths, profiles_dir, project_dir
 
@@ -29,11 +30,40 @@ class DbtFailed(RuntimeError):
     """A dbt command ended with errors; dbt has already printed which node failed and why."""
 
 
+def effective_target(args: Sequence[str], target: str | None = None) -> str:
+    """The target a dbt command runs on: given, named in its arguments, or the profile's default."""
+    if target:
+        return target
+    for position, arg in enumerate(args):
+        if arg in ("--target", "-t") and position + 1 < len(args):
+            return args[position + 1]
+        if arg.startswith("--target="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("LAKEHOUSE_TARGET", LAKE_TARGET)
+
+
+def target_path(target: str) -> Path:
+    """dbt's artifacts folder: `<root>/<target>/`, the root being the project's `target/` (or
+    $LAKEHOUSE_DBT_TARGET_ROOT); $DBT_TARGET_PATH, when set, is taken as it is.
+
+    One folder per target because dbt keeps its partial-parse state there, and that state is
+    thrown away whenever the target changes: lake and warehouse builds alternating in one
+    folder re-parsed the whole project on every command (seconds each).
+    """
+    configured = os.environ.get("DBT_TARGET_PATH")
+    if configured:
+        folder = Path(configured)
+        return folder if folder.is_absolute() else project_dir() / folder
+    root = os.environ.get("LAKEHOUSE_DBT_TARGET_ROOT")
+    return (Path(root) if root else project_dir() / "target") / target
+
+
 def run_dbt(args: Sequence[str], target: str | None = None, lake: Paths | None = None) -> Any:
     """Run one dbt command in-process against this project and fail loudly if it fails."""
     from dbt.cli.main import dbtRunner
 
     apply_engine_environment(lake)
+    ran_on = effective_target(args, target)
     command = [
         *args,
         "--project-dir",
@@ -43,23 +73,29 @@ def run_dbt(args: Sequence[str], target: str | None = None, lake: Paths | None =
     ]
     if target:
         command += ["--target", target]
+    if "--target-path" not in args:
+        command += ["--target-path", str(target_path(ran_on))]
     log.info("dbt %s", " ".join(command))
     result = dbtRunner().invoke(command)
     if not result.success:
-        raise DbtFailed(
-            f"`dbt {' '.join(args)}` failed on target {target or 'default'}"
-        ) from result.exception
+        raise DbtFailed(f"`dbt {' '.join(args)}` failed on target {ran_on}") from result.exception
     return result
 
 
 @dataclass
 class StageTimings:
-    """Wall time of each stage, in seconds, in the order they ran."""
+    """Wall time of each stage, in seconds, in the order they ran, and what each stage decided."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def measure(self, stage: str, started: float) -> None:
         self.seconds[stage] = round(time.perf_counter() - started, 2)
+
+
+# The selectors a build with new data and unchanged code runs (selectors.yml): no seeds and no
+# unit tests, which depend on the code alone and passed on the last build of the same code.
+NEW_DATA_SELECTORS = {LAKE_TARGET: "lake_new_batches", WAREHOUSE_TARGET: "warehouse_new_data"}
 
 
 def build(
@@ -69,17 +105,43 @@ def build(
     dbt_vars: dict[str, Any] | None = None,
     timings: StageTimings | None = None,
 ) -> StageTimings:
-    """Build and test the lake (Bronze sources, Silver, Gold), then the warehouse (marts)."""
+    """Build and test the lake (Bronze sources, Silver, Gold), then the warehouse (marts).
+
+    The local targets build only what changed since their last successful build (see
+    `lakehouse.build_state`); production targets always run the whole build.
+    """
     timings = timings or StageTimings()
+    lake = paths()
     extra: list[str] = ["--full-refresh"] if full_refresh else []
     if dbt_vars:
         extra += ["--vars", json.dumps(dbt_vars)]
-    for stage, target in (("lake build", lake_target), ("warehouse build", warehouse_target)):
+    stages = (
+        ("lake build", lake_target, build_state.lake_inputs),
+        ("warehouse build", warehouse_target, build_state.warehouse_inputs),
+    )
+    for stage, target, inputs in stages:
         started = time.perf_counter()
-        run_dbt(["build", *extra], target=target)
+        if target not in NEW_DATA_SELECTORS:
+            run_dbt(["build", *extra], target=target)
+            timings.measure(stage, started)
+            continue
+        state = build_state.state_file(lake, target)
+        fingerprints = build_state.Fingerprints(
+            build_state.code_fingerprint(project_dir(), target, dbt_vars), inputs(lake)
+        )
+        plan = build_state.plan(state, fingerprints, full_refresh)
+        timings.notes.append(f"{stage}: {plan.action.value} ({plan.reason})")
+        if plan.action is not build_state.Action.SKIP:
+            selector = (
+                ["--selector", NEW_DATA_SELECTORS[target]]
+                if plan.action is build_state.Action.NEW_DATA
+                else []
+            )
+            run_dbt(["build", *extra, *selector], target=target)
+            if target == LAKE_TARGET:
+                write_lake_summary()
+            build_state.record(state, fingerprints)
         timings.measure(stage, started)
-        if target == LAKE_TARGET:
-            write_lake_summary()
     return timings
 
 
@@ -90,13 +152,13 @@ def generate_docs(lake_target: str = LAKE_TARGET, warehouse_target: str = WAREHO
     A catalog only describes the relations of one target, so docs are generated on the lake
     (sources, Silver, Gold) and on the warehouse (marts), and the two catalogs are merged.
     """
-    target_dir = Path(os.environ.get("DBT_TARGET_PATH") or project_dir() / "target")
-    run_dbt(["docs", "generate"], target=lake_target)
-    lake_catalog = json.loads((target_dir / "catalog.json").read_text())
     run_dbt(["docs", "generate"], target=warehouse_target)
+    warehouse_catalog = json.loads((target_path(warehouse_target) / "catalog.json").read_text())
+    run_dbt(["docs", "generate"], target=lake_target)
+    target_dir = target_path(lake_target)
     catalog = json.loads((target_dir / "catalog.json").read_text())
     for section in ("nodes", "sources"):
-        catalog[section] = {**lake_catalog.get(section, {}), **catalog.get(section, {})}
+        catalog[section] = {**catalog.get(section, {}), **warehouse_catalog.get(section, {})}
     (target_dir / "catalog.json").write_text(json.dumps(catalog))
     return target_dir / "index.html"
 

@@ -28,9 +28,12 @@
 {% endmacro %}
 
 {% macro spark__create_bronze_tables() %}
+    {#- Runs its statements itself (the partitions to add are read from the ledger) and returns
+        nothing for the hook to run. -#}
     {%- set location = var('bronze_location') -%}
     {%- set schema = generate_schema_name('bronze', none) -%}
-    create database if not exists {{ schema }};
+    {%- do run_query('create database if not exists ' ~ schema) -%}
+    {%- call statement('bronze_sales_table') -%}
     create table if not exists {{ schema }}.walmart_sales (
         {%- for column in bronze_columns() %}
         {{ column }} string,
@@ -41,8 +44,9 @@
     using csv
     options (header 'true', mode 'PERMISSIVE', encoding 'UTF-8', quote '"', escape '"')
     partitioned by (ingest_date, batch_id)
-    location '{{ location }}/walmart_sales';
-    msck repair table {{ schema }}.walmart_sales;
+    location '{{ location }}/walmart_sales'
+    {%- endcall -%}
+    {%- call statement('bronze_ledger_table') -%}
     create table if not exists {{ schema }}.walmart_sales_batches (
         batch_id string,
         ingest_date string,
@@ -54,6 +58,31 @@
         ingested_at timestamp
     )
     using json
-    location '{{ location }}/_ledger/walmart_sales';
-    refresh table {{ schema }}.walmart_sales_batches
+    location '{{ location }}/_ledger/walmart_sales'
+    {%- endcall -%}
+    {%- do run_query('refresh table ' ~ schema ~ '.walmart_sales_batches') -%}
+    {%- do register_bronze_partitions(schema) -%}
+    {{ return('') }}
+{% endmacro %}
+
+{#
+    Register the Bronze partition of every committed batch that the catalog does not list yet.
+    Only committed batches (the ledger) are registered: the parts of a landing that died before
+    its ledger entry stay invisible. (`msck repair table` did the same by listing every folder of
+    Bronze on every build, 2.5 s and growing with the history.)
+#}
+{% macro register_bronze_partitions(schema) %}
+    {%- set registered = run_query('show partitions ' ~ schema ~ '.walmart_sales').columns[0].values() -%}
+    {%- set ledger = run_query(
+        'select distinct ingest_date, batch_id from ' ~ schema ~ '.walmart_sales_batches'
+    ) -%}
+    {%- set missing = [] -%}
+    {%- for ingest_date, batch_id in ledger.rows -%}
+        {%- if ('ingest_date=' ~ ingest_date ~ '/batch_id=' ~ batch_id) not in registered -%}
+            {%- do missing.append("partition (ingest_date = '" ~ ingest_date ~ "', batch_id = '" ~ batch_id ~ "')") -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if missing -%}
+        {%- do run_query('alter table ' ~ schema ~ '.walmart_sales add if not exists ' ~ missing | join(' ')) -%}
+    {%- endif -%}
 {% endmacro %}

@@ -8,10 +8,21 @@
 {% endmacro %}
 
 {% macro lakehouse_on_run_end() %}
-    {%- if execute and flags.WHICH in ['run', 'build'] and target.type == 'spark' -%}
+    {%- if execute and flags.WHICH in ['run', 'build'] and target.type == 'spark'
+        and gold_changed(results) -%}
         {%- do run_statements(publish_gold_manifest()) -%}
     {%- endif -%}
     select 1
+{% endmacro %}
+
+{#- Whether this invocation built a Gold model: only then can the published manifest be stale. -#}
+{% macro gold_changed(results) %}
+    {%- for result in results
+        if result.node.resource_type == 'model' and result.node.fqn[1] == 'gold'
+        and result.status == 'success' -%}
+        {{ return(true) }}
+    {%- endfor -%}
+    {{ return(false) }}
 {% endmacro %}
 
 {#- Spark runs one statement per call. -#}

@@ -1,11 +1,16 @@
 {#
     Which Bronze batches an incremental lake model reads on this run, as a SQL predicate on
-    `batch_id` / `ingest_date`. `batches` is a relation with one row per batch the upstream layer
-    has (the ledger for Silver, Silver for Gold).
+    `batch_id` / `ingest_date`, and the record of which batches a model holds.
 
-    - First build or full refresh: every batch in `batches`.
-    - merge (Iceberg): only the batches this model does not hold yet; the merge on the unique key
-      makes a re-run of a half-finished build exact.
+    The committed batches come from the ingestion ledger (`stg_walmart__batches`, a few KB of
+    JSON), and the batches a model already holds from a table property the model's post-hook
+    writes (`record_built_batches`): deciding what is new reads no table data at all. (It used to
+    read `select distinct batch_id` of the model and of its upstream model: two scans of all
+    history on every run, 14 s of a no-op rebuild at 5.5 M rows.)
+
+    - First build or full refresh: every committed batch.
+    - merge (Iceberg): the committed batches the model has not recorded. A batch merged by a run
+      that died before its post-hook is read again; the merge on the unique key makes that exact.
     - insert_overwrite (Hive Parquet): whole ingest_date partitions are replaced, so every batch of
       each date that has a new batch is read again.
 
@@ -14,27 +19,101 @@
     ingest date its batch was committed with: parts a crashed landing left under another date
     are never read (Silver reads Bronze this way).
 #}
-{% macro incremental_batch_filter(batches, match_ingest_date=false) %}
+
+{% macro built_batches_property() %}{{ return('lakehouse.built_batches') }}{% endmacro %}
+
+{#- [batch_id, ingest_date] of every committed batch, oldest first. -#}
+{% macro committed_batches() %}
+    {%- set ledger = run_query(
+        'select batch_id, cast(ingest_date as string) as ingest_date from '
+        ~ ref('stg_walmart__batches') ~ ' order by 2, 1'
+    ) -%}
+    {{ return(ledger.rows | map('list') | list) }}
+{% endmacro %}
+
+{#- The batch ids `relation` has recorded as built (empty when it has no record). -#}
+{% macro recorded_batches(relation) %}
+    {%- set found = namespace(ids=[]) -%}
+    {%- for row in run_query('show tblproperties ' ~ relation) if row[0] == built_batches_property() -%}
+        {%- set found.ids = row[1].split(',') | reject('equalto', '') | list -%}
+    {%- endfor -%}
+    {{ return(found.ids) }}
+{% endmacro %}
+
+{#- The committed batches `relation` has not recorded (all of them when it is not incremental). -#}
+{% macro unrecorded_batches(relation, incremental) %}
+    {%- set committed = committed_batches() -%}
+    {%- if not incremental -%}
+        {{ return(committed) }}
+    {%- endif -%}
+    {%- set held = recorded_batches(relation) -%}
+    {%- set new_pairs = [] -%}
+    {%- for pair in committed if pair[0] not in held -%}
+        {%- do new_pairs.append(pair) -%}
+    {%- endfor -%}
+    {{ return(new_pairs) }}
+{% endmacro %}
+
+{% macro incremental_batch_filter(match_ingest_date=false, ordered=false) %}
     {%- if not execute -%}
         {{ return('true') }}
     {%- endif -%}
-    {%- set upstream = run_query(
-        'select distinct batch_id, cast(ingest_date as string) as ingest_date from ' ~ batches
-    ) -%}
-    {%- set upstream_pairs = upstream.rows | map('list') | list -%}
-    {%- if not is_incremental() -%}
-        {{ return(_batch_predicate(upstream_pairs, none, match_ingest_date)) }}
+    {%- set new_pairs = unrecorded_batches(this, is_incremental()) -%}
+    {%- if ordered and is_incremental() and new_pairs and _lands_out_of_order(new_pairs) -%}
+        {#- a model whose rows depend on the order of batches (first purchases) reads every
+            batch again when one arrives older than a batch it holds -#}
+        {{ return(_batch_predicate(committed_batches(), none, match_ingest_date)) }}
     {%- endif -%}
-    {%- set held = run_query('select distinct batch_id from ' ~ this).columns[0].values() | list -%}
-    {%- set new_pairs = [] -%}
-    {%- for pair in upstream_pairs if pair[0] not in held -%}
-        {%- do new_pairs.append(pair) -%}
-    {%- endfor -%}
-    {%- if config.get('incremental_strategy') == 'insert_overwrite' -%}
+    {%- if is_incremental() and config.get('incremental_strategy') == 'insert_overwrite' -%}
         {%- set dates = new_pairs | map(attribute=1) | unique | list -%}
-        {{ return(_batch_predicate(upstream_pairs, dates, match_ingest_date)) }}
+        {{ return(_batch_predicate(committed_batches(), dates, match_ingest_date)) }}
     {%- endif -%}
     {{ return(_batch_predicate(new_pairs, none, match_ingest_date)) }}
+{% endmacro %}
+
+{#- Whether a new batch sorts before a batch `this` holds, by (ingest_date, batch_id). -#}
+{% macro _lands_out_of_order(new_pairs) %}
+    {%- set new_ids = new_pairs | map(attribute=0) | list -%}
+    {%- set held = [] -%}
+    {%- for pair in committed_batches() if pair[0] not in new_ids -%}
+        {%- do held.append(pair[1] ~ '/' ~ pair[0]) -%}
+    {%- endfor -%}
+    {%- if not held -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set newest_held = held | max -%}
+    {%- for batch_id, ingest_date in new_pairs if (ingest_date ~ '/' ~ batch_id) < newest_held -%}
+        {{ return(true) }}
+    {%- endfor -%}
+    {{ return(false) }}
+{% endmacro %}
+
+{#
+    Post-hook of every model that reads with `incremental_batch_filter`: record the batches the
+    model now holds. Only candidates are looked at (committed batches not yet recorded), under
+    their own ingest_date partitions, so this reads the new data only; a batch with no row in
+    the model (e.g. every row rejected, for Gold) stays unrecorded and is simply read again.
+    Nothing new, nothing written: a no-op run leaves the table's metadata untouched.
+#}
+{% macro record_built_batches() %}
+    {%- if not execute -%}
+        {{ return('select 1') }}
+    {%- endif -%}
+    {%- set candidates = unrecorded_batches(this, true) -%}
+    {%- if candidates | length == 0 -%}
+        {{ return('select 1') }}
+    {%- endif -%}
+    {%- set present = run_query(
+        'select distinct batch_id from ' ~ this ~ ' where '
+        ~ _batch_predicate(candidates, none, true)
+    ).columns[0].values() | list -%}
+    {%- if present | length == 0 -%}
+        {{ return('select 1') }}
+    {%- endif -%}
+    {%- set held = recorded_batches(this) -%}
+    {%- set all_held = (held + present) | unique | sort -%}
+    {{ return('alter table ' ~ this ~ " set tblproperties ('" ~ built_batches_property()
+        ~ "' = '" ~ all_held | join(',') ~ "')") }}
 {% endmacro %}
 
 {#- pairs: [batch_id, ingest_date] lists; ingest_dates: whole partitions to re-read, or none. -#}
@@ -42,14 +121,17 @@
     {%- if pairs | length == 0 or (ingest_dates is not none and ingest_dates | length == 0) -%}
         {{ return('false') }}
     {%- endif -%}
+    {%- set predicate = 'batch_id in (' ~ _quoted(pairs | map(attribute=0) | list) ~ ')' -%}
     {%- if match_ingest_date -%}
+        {#- the plain `in` on the partition column is what Iceberg and Spark prune partitions with;
+            the pairs then keep each batch to its own date -#}
         {%- set literals = [] -%}
         {%- for batch_id, ingest_date in pairs | sort -%}
             {%- do literals.append("('" ~ batch_id ~ "', date '" ~ ingest_date ~ "')") -%}
         {%- endfor -%}
-        {%- set predicate = '(batch_id, ingest_date) in (' ~ literals | join(', ') ~ ')' -%}
-    {%- else -%}
-        {%- set predicate = 'batch_id in (' ~ _quoted(pairs | map(attribute=0) | list) ~ ')' -%}
+        {%- set predicate = predicate ~ ' and ingest_date in ('
+            ~ _quoted(pairs | map(attribute=1) | unique | list, 'date') ~ ')'
+            ~ ' and (batch_id, ingest_date) in (' ~ literals | join(', ') ~ ')' -%}
     {%- endif -%}
     {%- if ingest_dates is not none -%}
         {%- set predicate = predicate ~ ' and ingest_date in (' ~ _quoted(ingest_dates, 'date') ~ ')' -%}

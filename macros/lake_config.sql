@@ -30,6 +30,7 @@
         'unique_key': unique_key,
         'partition_by': partition_by,
         'on_schema_change': 'fail',
+        'post_hook': ['{{ record_built_batches() }}'],
     } -%}
     {%- do settings.update(iceberg_write_properties()) -%}
     {%- if target.type == 'glue' -%}

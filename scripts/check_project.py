@@ -5,7 +5,7 @@
 Reads one or more manifests (one per target, as `make check` compiles them) and prints one line
 per violation, `<rule>: <resource>: <what is wrong>`; exits 1 when there is any. The rules:
 
-  naming          folder decides the prefix: silver stg_/slv_, gold fct_/dim_, marts mart_
+  naming          folder decides the prefix: silver stg_/slv_, gold fct_/dim_/int_, marts mart_
   staging         every source table is read by exactly one model, a staging model (stg_), and a
                   staging model reads exactly one source and nothing else
   layers          no layer is skipped: marts ref only gold; gold refs only silver and seeds;
@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-LAYER_PREFIXES = {"silver": ("stg_", "slv_"), "gold": ("fct_", "dim_"), "marts": ("mart_",)}
+# Gold also holds the dimensions' incremental state (int_*, models/gold/intermediate/).
+LAYER_PREFIXES = {"silver": ("stg_", "slv_"), "gold": ("fct_", "dim_", "int_"), "marts": ("mart_",)}
 # What each layer may depend on: model layers by folder, plus "seed" and "source".
 ALLOWED_PARENTS = {
     "silver": {"source", "silver", "seed"},
-    "gold": {"silver", "seed"},
+    "gold": {"silver", "seed", "gold"},
     "marts": {"gold"},
 }
 EXCEPTION_RULES = ("primary_key", "freshness")
@@ -268,7 +269,8 @@ def check_primary_keys(project: Project) -> Iterator[Violation]:
 
 def check_contracts(project: Project) -> Iterator[Violation]:
     for model in project.models.values():
-        if layer_of(model) != "gold":
+        # the intermediate state is read by the dimensions only: protected, no contract
+        if layer_of(model) != "gold" or model["name"].startswith("int_"):
             continue
         if not model["config"].get("contract", {}).get("enforced"):
             yield Violation("contracts", label(model), "a Gold model's contract must be enforced")

@@ -1,11 +1,12 @@
 {{ config(**lake_table_config()) }}
 
 -- One row per customer: demographics, spend, Customer Lifetime Value and the reference
--- implementation's segments. Rebuilt from all valid sales on every run, since segments are
--- relative to the mean of all customers.
-with sales as (
+-- implementation's segments. Totals are sums of the per-batch state (int_customer_batch_sales),
+-- so a rebuild reads one small row per customer and batch, not every sale; the segments are
+-- relative to the mean of all customers, so they are recomputed over all customers.
+with customer_batches as (
 
-    select * from {{ ref('slv_sales') }}
+    select * from {{ ref('int_customer_batch_sales') }}
 
 ),
 
@@ -26,28 +27,21 @@ customer_totals as (
     select
         customer_id,
         -- demographics should be constant per customer; where rows disagree, the latest row
-        -- (by ingest date, batch, line) wins, and a warn-level test counts such customers
+        -- (by ingest date, batch, line) wins, and a test counts such customers
         max_by(
-            named_struct(
-                'gender', gender,
-                'age_band', age_band,
-                'occupation_code', occupation_code,
-                'city_category', city_category,
-                'years_in_city', years_in_city,
-                'is_married', is_married
-            ),
+            profile,
             named_struct(
                 'ingest_date', ingest_date,
                 'batch_id', batch_id,
-                'line', source_line_number
+                'line', last_line_number
             )
         ) as latest,
-        sum(purchase_amount) as total_spent,
-        count(*) as purchase_count,
-        count(distinct product_id) as distinct_products,
+        sum(spent_amount) as total_spent,
+        sum(purchase_count) as purchase_count,
+        sum(new_product_count) as distinct_products,
         min(ingest_date) as first_purchase_date,
         max(ingest_date) as last_purchase_date
-    from sales
+    from customer_batches
     group by customer_id
 
 ),
@@ -56,7 +50,7 @@ lake_history as (
 
     -- calendar days of history in the lake, for the predicted CLV
     select datediff(max(ingest_date), min(ingest_date)) + 1 as history_days
-    from sales
+    from customer_batches
 
 ),
 

@@ -1,9 +1,11 @@
 {{ config(**lake_table_config()) }}
 
 -- One row per product: revenue, units, reach, share of all revenue, segment and ABC class.
-with sales as (
+-- Totals are sums of the per-batch state (int_product_batch_sales); shares, ranks and classes
+-- are relative to all products, so they are recomputed over all products.
+with product_batches as (
 
-    select * from {{ ref('slv_sales') }}
+    select * from {{ ref('int_product_batch_sales') }}
 
 ),
 
@@ -21,13 +23,13 @@ product_totals as (
         max_by(
             product_category,
             named_struct(
-                'ingest_date', ingest_date, 'batch_id', batch_id, 'line', source_line_number
+                'ingest_date', ingest_date, 'batch_id', batch_id, 'line', last_line_number
             )
         ) as product_category,
-        sum(purchase_amount) as total_revenue,
-        count(*) as units_sold,
-        count(distinct customer_id) as distinct_customers
-    from sales
+        sum(revenue_amount) as total_revenue,
+        sum(units_sold) as units_sold,
+        sum(new_customer_count) as distinct_customers
+    from product_batches
     group by product_id
 
 ),

@@ -1,11 +1,12 @@
 {{ config(**lake_incremental_config(unique_key='sale_id', partition_by=['ingest_date'])) }}
 
+-- depends_on: {{ ref('stg_walmart__batches') }}
 -- One row per valid purchase line. Incremental by batch: a run reads only the Silver batches this
 -- table does not hold yet, so a run with nothing new reads (almost) nothing.
 with sales as (
 
     select * from {{ ref('slv_sales') }}
-    where {{ incremental_batch_filter(ref('slv_sales')) }}
+    where {{ incremental_batch_filter(match_ingest_date=true) }}
 
 ),
 

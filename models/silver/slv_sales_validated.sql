@@ -1,5 +1,6 @@
 {{ config(**lake_incremental_config(unique_key='sale_id', partition_by=['ingest_date'])) }}
 
+-- depends_on: {{ ref('stg_walmart__batches') }}
 -- Every Bronze row of the committed batches, judged once: valid rows and rejected rows are the
 -- two views over this table (slv_sales, slv_sales_rejected), so Bronze is parsed in one pass.
 with staged as (
@@ -14,7 +15,7 @@ judged as (
         staged.*,
         {{ rejection_reasons() }} as rejection_reasons
     from staged
-    where {{ incremental_batch_filter(ref('stg_walmart__batches'), match_ingest_date=true) }}
+    where {{ incremental_batch_filter(match_ingest_date=true) }}
 
 ),
 

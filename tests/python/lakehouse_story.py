@@ -70,13 +70,18 @@ class LakeState:
     marts: dict[str, int] = field(default_factory=dict)
 
 
-def observe(home: Path) -> LakeState:
-    summary = json.loads((home / "_runs" / "lake_summary.json").read_text())
-    con = duckdb.connect(
+def open_warehouse(home: Path) -> duckdb.DuckDBPyConnection:
+    """The lake's DuckDB warehouse, read-only, as an analyst would open it."""
+    return duckdb.connect(
         str(home / "warehouse.duckdb"),
         read_only=True,
         config={"extension_directory": str(home / "_duckdb_extensions")},
     )
+
+
+def observe(home: Path) -> LakeState:
+    summary = json.loads((home / "_runs" / "lake_summary.json").read_text())
+    con = open_warehouse(home)
     try:
         by_date = {
             str(day): (int(rows), int(amount))

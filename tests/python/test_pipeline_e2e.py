@@ -4,6 +4,9 @@ build). Expected numbers come from the input files, read here with the csv modul
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 
 from tests.python.lakehouse_story import (
@@ -15,6 +18,7 @@ from tests.python.lakehouse_story import (
     csv_facts,
     ledger_entries,
     observe,
+    open_warehouse,
 )
 from tests.python.support import run_lakehouse
 
@@ -114,3 +118,48 @@ def test_parquet_lake_in_a_second_home_agrees_and_leaves_the_first_alone(
         assert list((home / "warehouse" / table).rglob("*.parquet")), table
     # the first lake is untouched by the second
     assert observe(story.home).fct_by_date == story.after_crash.fct_by_date
+
+
+def _valid_records(path: Path, bad_lines: frozenset[int]) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return [
+            record
+            for line, record in enumerate(csv.DictReader(handle), start=2)
+            if line not in bad_lines
+        ]
+
+
+def test_dimensions_kept_incrementally_match_the_input_files(story: Story) -> None:
+    """The dimensions are sums of per-batch state (three batches, one of them re-run after a
+    killed build): their totals and distinct counts must equal what the three input files hold,
+    counted here with the csv module."""
+    records = [
+        *_valid_records(story.real_rows, frozenset()),
+        *_valid_records(story.day2_csv, frozenset(story.day2_expected["bad_lines"])),
+        *_valid_records(story.day3_csv, frozenset()),
+    ]
+    customers: dict[int, tuple[set[str], int, int]] = {}
+    products: dict[str, set[str]] = {}
+    for record in records:
+        bought, rows, spent = customers.get(int(record["User_ID"]), (set(), 0, 0))
+        bought.add(record["Product_ID"])
+        customers[int(record["User_ID"])] = (bought, rows + 1, spent + int(record["Purchase"]))
+        products.setdefault(record["Product_ID"], set()).add(record["User_ID"])
+    con = open_warehouse(story.home)
+    try:
+        dim_customers = {
+            int(customer): (int(distinct), int(rows), int(spent))
+            for customer, distinct, rows, spent in con.execute(
+                "select customer_id, distinct_products, purchase_count, total_spent "
+                "from gold.dim_customers"
+            ).fetchall()
+        }
+        dim_products = dict(
+            con.execute("select product_id, distinct_customers from gold.dim_products").fetchall()
+        )
+    finally:
+        con.close()
+    assert dim_customers == {
+        key: (len(bought), rows, spent) for key, (bought, rows, spent) in customers.items()
+    }
+    assert dim_products == {product: len(buyers) for product, buyers in products.items()}

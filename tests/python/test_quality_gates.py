@@ -426,5 +426,5 @@ def test_ci_runs_make_test_then_uploads_the_docs_site() -> None:
     assert runs.index("make test") < runs.index("make docs")
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     for name in ("index.html", "manifest.json", "catalog.json"):
-        assert f"target/{name}" in upload["with"]["path"]
+        assert f"target/lake/{name}" in upload["with"]["path"]
     assert (PROJECT_DIR / ".ci/run").read_text().strip().endswith("make test")
