@@ -217,6 +217,8 @@ def _spark_session() -> Any:
     return SparkSession.getActiveSession() or SparkSession._instantiatedSession
 
 
+# Per batch; `{batches}` keeps the query to the batches the last summary did not have yet, under
+# their own ingest_date partitions (a batch's Silver rows do not change once built).
 SILVER_BATCHES_SQL = """
 select
     batch_id,
@@ -226,18 +228,18 @@ select
     sum(case when is_valid then 0 else 1 end) as rejected_rows,
     coalesce(sum(case when is_valid then purchase_amount end), 0) as valid_purchase_amount
 from silver.slv_sales_validated
+where {batches}
 group by batch_id, ingest_date
-order by ingest_date, batch_id
 """
 
 REJECTED_BY_REASON_SQL = """
-select reason, count(*) as rows
+select batch_id, reason, count(*) as rows
 from (
-    select explode(split(rejection_reasons, '; ')) as reason
+    select batch_id, explode(split(rejection_reasons, '; ')) as reason
     from silver.slv_sales_validated
-    where not is_valid
+    where not is_valid and {batches}
 )
-group by reason
+group by batch_id, reason
 """
 
 GOLD_COUNTS_SQL = """
@@ -249,11 +251,20 @@ select
 """
 
 
+def _batches_predicate(batches: list[dict[str, Any]]) -> str:
+    if not batches:
+        return "false"
+    ids = ", ".join(sorted(f"'{b['batch_id']}'" for b in batches))
+    dates = ", ".join(sorted({f"date '{b['ingest_date']}'" for b in batches}))
+    return f"batch_id in ({ids}) and ingest_date in ({dates})"
+
+
 def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
     """What the local lake holds after a build, per batch and per rejection reason, as JSON.
 
     Read by `lakehouse run`'s summary, the benchmarks and the end-to-end tests. Only for the
-    local Spark session (prod lake builds run on Glue).
+    local Spark session (prod lake builds run on Glue). Batches already in the last summary are
+    kept from it; only the new ones are counted.
     """
     spark = _spark_session()
     if spark is None:
@@ -263,9 +274,28 @@ def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
     def rows(sql: str) -> list[dict[str, Any]]:
         return [row.asDict() for row in spark.sql(sql).collect()]
 
+    previous = (
+        json.loads(lake.lake_summary.read_text()) if lake.lake_summary.exists() else {}
+    ).get("silver_batches", [])
+    if any("rejected_by_reason" not in b for b in previous):
+        previous = []  # written before batches kept their reasons: count everything again
+    known = {b["batch_id"] for b in previous}
+    new = [e for e in bronze_ledger(lake) if e["batch_id"] not in known]
+    predicate = _batches_predicate(new)
+    counted = rows(SILVER_BATCHES_SQL.format(batches=predicate))
+    reasons: dict[str, dict[str, int]] = {}
+    for row in rows(REJECTED_BY_REASON_SQL.format(batches=predicate)):
+        reasons.setdefault(row["batch_id"], {})[row["reason"]] = row["rows"]
+    for batch in counted:
+        batch["rejected_by_reason"] = reasons.get(batch["batch_id"], {})
+    batches = sorted([*previous, *counted], key=lambda b: (b["ingest_date"], b["batch_id"]))
+    by_reason: dict[str, int] = {}
+    for batch in batches:
+        for reason, count in batch["rejected_by_reason"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + count
     summary: dict[str, Any] = {
-        "silver_batches": rows(SILVER_BATCHES_SQL),
-        "rejected_by_reason": {r["reason"]: r["rows"] for r in rows(REJECTED_BY_REASON_SQL)},
+        "silver_batches": batches,
+        "rejected_by_reason": by_reason,
         "gold": rows(GOLD_COUNTS_SQL)[0],
     }
     lake.lake_summary.parent.mkdir(parents=True, exist_ok=True)

@@ -112,8 +112,11 @@
     {%- endif -%}
     {%- set held = recorded_batches(this) -%}
     {%- set all_held = (held + present) | unique | sort -%}
+    {#- last_built_batches: what this run added, which the row-level tests then check
+        (macros/test_scope.sql) -#}
     {{ return('alter table ' ~ this ~ " set tblproperties ('" ~ built_batches_property()
-        ~ "' = '" ~ all_held | join(',') ~ "')") }}
+        ~ "' = '" ~ all_held | join(',') ~ "', 'lakehouse.last_built_batches' = '"
+        ~ present | sort | join(',') ~ "')") }}
 {% endmacro %}
 
 {#- pairs: [batch_id, ingest_date] lists; ingest_dates: whole partitions to re-read, or none. -#}
