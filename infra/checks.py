@@ -112,6 +112,9 @@ class _Renderer:
             value = parameters.get(name, spec.get("Default"))
             if value is None:
                 raise RenderError(f"parameter {name} has no value and no default")
+            pattern = spec.get("AllowedPattern")
+            if pattern and not re.fullmatch(pattern, str(value)):
+                raise RenderError(f"parameter {name}={value!r} does not match {pattern}")
             kind = str(spec.get("Type", ""))
             if (kind == "CommaDelimitedList" or kind.startswith("List<")) and isinstance(
                 value, str
@@ -1077,7 +1080,7 @@ PARAMETER_SETS: list[tuple[dict[str, Any], dict[str, Any]]] = [
         {
             "MaxCapacity": 64,
             "ClientCidr": "",
-            "ClientSecurityGroupId": "sg-0example00000001",
+            "ClientSecurityGroupId": "sg-0123456789abcdef0",
         },
     ),
 ]
