@@ -39,6 +39,9 @@ ACCOUNT = "123456789012"  # moto's default account
 LAKE_STACK = "lakehouse-test-lake"
 WAREHOUSE_STACK = "lakehouse-test-warehouse"
 PREFIX = "test_"
+OTHER_LAKE_STACK = "lakehouse-other-lake"
+OTHER_WAREHOUSE_STACK = "lakehouse-other-warehouse"
+OTHER_PREFIX = "other_"
 
 _spec = importlib.util.spec_from_file_location(
     "lakehouse_infra_checks", ROOT / "infra" / "checks.py"
@@ -132,6 +135,27 @@ def _policy_document(response: dict[str, Any]) -> dict[str, Any]:
         return dict(ast.literal_eval(document))
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _managed_document(iam: Any, arn: str) -> dict[str, Any]:
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]
+    return _policy_document({"PolicyDocument": document["Document"]})
+
+
+def _role_statements(iam: Any, role_name: str) -> list[dict[str, Any]]:
+    """Every statement of a role's inline and attached managed policies, as moto stored them."""
+    statements: list[dict[str, Any]] = []
+    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        document = _policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=name))
+        statements += _list(document["Statement"])
+    for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
+        statements += _list(_managed_document(iam, attached["PolicyArn"])["Statement"])
+    return statements
+
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     with socket.socket() as probe:
@@ -157,38 +181,45 @@ def aws(endpoint: str) -> Any:
     return client
 
 
-@pytest.fixture(scope="module")
-def deployed(aws: Any) -> dict[str, Any]:
-    """Both stacks deployed (trimmed) into moto; the lake stack's Glue databases and bucket policy
-    created through the APIs from the rendered template."""
-    cfn = aws("cloudformation")
-    lake_template, _, _, _ = trim_for_moto(checks.load_template(checks.LAKE_TEMPLATE))
+def _deploy(cfn: Any, name: str, template_path: Path, parameters: dict[str, str]) -> dict[str, str]:
+    template, _, _, _ = trim_for_moto(checks.load_template(template_path))
     cfn.create_stack(
-        StackName=LAKE_STACK,
-        TemplateBody=json.dumps(lake_template),
-        Parameters=[
-            {"ParameterKey": "EnvironmentName", "ParameterValue": "test"},
-            {"ParameterKey": "SchemaPrefix", "ParameterValue": PREFIX},
-        ],
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM"],
     )
-    lake = cfn.describe_stacks(StackName=LAKE_STACK)["Stacks"][0]
-    assert lake["StackStatus"] == "CREATE_COMPLETE", lake
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in lake.get("Outputs", [])}
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
-    # What moto's CloudFormation skipped, through the service APIs, from the same template.
+
+def _create_skipped_lake_resources(aws: Any, parameters: dict[str, str], stack: str) -> Any:
+    """What moto's CloudFormation skipped, through the service APIs, from the same template."""
     rendered = checks.render(
         checks.load_template(checks.LAKE_TEMPLATE),
-        {"EnvironmentName": "test", "SchemaPrefix": PREFIX},
+        parameters,
         account=ACCOUNT,
         region=REGION,
-        stack_name=LAKE_STACK,
+        stack_name=stack,
     )
     glue = aws("glue")
     for kind in ("Bronze", "Silver", "Gold"):
         glue.create_database(
             DatabaseInput=rendered["Resources"][f"{kind}Database"]["Properties"]["DatabaseInput"]
         )
+    return rendered
+
+
+@pytest.fixture(scope="module")
+def deployed(aws: Any) -> dict[str, Any]:
+    """Two environments in one account, as the runbook allows: "test" (SSE-S3, prefix test_) and
+    "other" (a KMS key, prefix other_, a CI runner role), each with a lake and a warehouse stack
+    (trimmed of what moto cannot create); a VPC with three subnets for the workgroups."""
+    cfn = aws("cloudformation")
+    lake_params = {"EnvironmentName": "test", "SchemaPrefix": PREFIX}
+    outputs = _deploy(cfn, LAKE_STACK, checks.LAKE_TEMPLATE, lake_params)
+    rendered = _create_skipped_lake_resources(aws, lake_params, LAKE_STACK)
     policy = rendered["Resources"]["LakeBucketPolicy"]["Properties"]
     s3 = aws("s3")
     s3.put_bucket_policy(Bucket=policy["Bucket"], Policy=json.dumps(policy["PolicyDocument"]))
@@ -198,20 +229,56 @@ def deployed(aws: Any) -> dict[str, Any]:
     # for being accepted and stored, then removed so the landing below can run.
     s3.delete_bucket_policy(Bucket=policy["Bucket"])
 
-    warehouse_template, _, _, _ = trim_for_moto(checks.load_template(checks.WAREHOUSE_TEMPLATE))
-    cfn.create_stack(
-        StackName=WAREHOUSE_STACK,
-        TemplateBody=json.dumps(warehouse_template),
-        Parameters=[
-            {"ParameterKey": "EnvironmentName", "ParameterValue": "test"},
-            {"ParameterKey": "LakeStackName", "ParameterValue": LAKE_STACK},
-        ],
-        Capabilities=["CAPABILITY_IAM"],
+    key_arn = aws("kms").create_key(Description="lake key of the other environment")["KeyMetadata"][
+        "Arn"
+    ]
+    other_params = {
+        "EnvironmentName": "other",
+        "SchemaPrefix": OTHER_PREFIX,
+        "KmsKeyArn": key_arn,
+        "DbtRunnerPrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/ci-dbt",
+    }
+    other = _deploy(cfn, OTHER_LAKE_STACK, checks.LAKE_TEMPLATE, other_params)
+    _create_skipped_lake_resources(aws, other_params, OTHER_LAKE_STACK)
+
+    ec2 = aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(
+            VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{zone}"
+        )["Subnet"]["SubnetId"]
+        for i, zone in enumerate("abc")
+    ]
+    tunnel_sg = ec2.create_security_group(
+        GroupName="tunnel", Description="SSM tunnel instance", VpcId=vpc
+    )["GroupId"]
+    network = {"VpcId": vpc, "SubnetIds": ",".join(subnets)}
+    outputs |= _deploy(
+        cfn,
+        WAREHOUSE_STACK,
+        checks.WAREHOUSE_TEMPLATE,
+        {"EnvironmentName": "test", "LakeStackName": LAKE_STACK, "ClientCidr": "10.20.0.0/16"}
+        | network,
     )
-    warehouse = cfn.describe_stacks(StackName=WAREHOUSE_STACK)["Stacks"][0]
-    assert warehouse["StackStatus"] == "CREATE_COMPLETE", warehouse
-    outputs |= {o["OutputKey"]: o["OutputValue"] for o in warehouse.get("Outputs", [])}
-    return {"outputs": outputs, "rendered_lake": rendered, "bucket_policy": stored_policy}
+    other |= _deploy(
+        cfn,
+        OTHER_WAREHOUSE_STACK,
+        checks.WAREHOUSE_TEMPLATE,
+        {
+            "EnvironmentName": "other",
+            "LakeStackName": OTHER_LAKE_STACK,
+            "ClientSecurityGroupId": tunnel_sg,
+        }
+        | network,
+    )
+    return {
+        "outputs": outputs,
+        "other": other,
+        "key_arn": key_arn,
+        "tunnel_sg": tunnel_sg,
+        "rendered_lake": rendered,
+        "bucket_policy": stored_policy,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_DROPPED))
@@ -241,7 +308,11 @@ def test_lake_stack_deploys_with_its_outputs(deployed: dict[str, Any], aws: Any)
     policy = deployed["bucket_policy"]
     assert {s["Sid"] for s in policy["Statement"]} == {"DenyInsecureTransport", "DenyOutdatedTls"}
 
-    names = {d["Name"]: d["LocationUri"] for d in aws("glue").get_databases()["DatabaseList"]}
+    names = {
+        d["Name"]: d["LocationUri"]
+        for d in aws("glue").get_databases()["DatabaseList"]
+        if d["Name"].startswith(PREFIX)
+    }
     assert names == {
         f"{PREFIX}bronze": f"s3://{bucket}/bronze/",
         f"{PREFIX}silver": f"s3://{bucket}/{PREFIX}silver/",
@@ -256,8 +327,22 @@ def test_lake_stack_deploys_with_its_outputs(deployed: dict[str, Any], aws: Any)
     document = _policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=policy_name))
     by_sid = {s["Sid"]: s for s in document["Statement"]}
     assert by_sid["BronzeReadOnly"]["Resource"] == f"arn:aws:s3:::{bucket}/bronze/*"
-    assert by_sid["PassThisRoleToGlueOnly"]["Resource"] == outputs["LakehouseGlueRoleArn"]
-    assert "LakeKmsKey" not in by_sid  # SSE-S3 stack: no KMS statement
+    assert "LakeKmsKeyThroughS3" not in by_sid  # SSE-S3 stack: no KMS statement
+    assert not any(a == "iam:PassRole" for s in document["Statement"] for a in _list(s["Action"]))
+
+    prefix = outputs["LakehouseGlueLogGroupPrefix"]
+    assert prefix == "/aws-glue/sessions/lakehouse-test"
+    groups = aws("logs").describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]
+    assert {g["logGroupName"] for g in groups} == {f"{prefix}/output", f"{prefix}/error"}
+    assert all(g.get("retentionInDays") == 30 for g in groups)
+
+    runner = _managed_document(iam, outputs["DbtRunnerPolicyArn"])
+    runner_by_sid = {s["Sid"]: s for s in runner["Statement"]}
+    assert runner_by_sid["PassRuntimeRoleToGlueOnly"]["Resource"] == outputs["LakehouseGlueRoleArn"]
+    assert runner_by_sid["ThisEnvironmentsSessions"]["Resource"].endswith(
+        f":session/dbt-glue__{role_name}__*"
+    )
+    assert "DbtRunnerRoleArn" not in outputs  # no DbtRunnerPrincipalArn: no runner role
 
 
 def test_warehouse_spectrum_role_imports_the_lake_stack(deployed: dict[str, Any], aws: Any) -> None:
@@ -265,9 +350,7 @@ def test_warehouse_spectrum_role_imports_the_lake_stack(deployed: dict[str, Any]
     bucket = f"lakehouse-test-{ACCOUNT}-{REGION}"
     iam = aws("iam")
     role_name = outputs["LakehouseSpectrumRoleArn"].rsplit("/", 1)[1]
-    (policy_name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-    document = _policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=policy_name))
-    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    by_sid = {s["Sid"]: s for s in _role_statements(iam, role_name)}
     assert by_sid["GoldObjectsReadOnly"]["Resource"] == f"arn:aws:s3:::{bucket}/{PREFIX}gold/*"
     assert by_sid["GoldPrefixList"]["Condition"]["StringLike"]["s3:prefix"] == [
         f"{PREFIX}gold",
@@ -279,6 +362,37 @@ def test_warehouse_spectrum_role_imports_the_lake_stack(deployed: dict[str, Any]
     )
     assert outputs["LakehouseRedshiftDatabase"] == "dev"
     assert outputs["LakehouseRedshiftAuthMethod"] == "iam"
+    # SSE-S3 lake: the imported key is key/none, which no key can be, so the grant is inert.
+    kms = by_sid["LakeKmsKeyDecryptThroughS3"]
+    assert kms["Resource"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/none"
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}
+
+    # The other environment's warehouse imports its lake's real key.
+    other_role = deployed["other"]["LakehouseSpectrumRoleArn"].rsplit("/", 1)[1]
+    other_kms = {s["Sid"]: s for s in _role_statements(iam, other_role)}[
+        "LakeKmsKeyDecryptThroughS3"
+    ]
+    assert other_kms["Resource"] == deployed["key_arn"]
+
+
+def test_workgroup_security_groups_admit_5439_from_the_given_source_only(
+    deployed: dict[str, Any], aws: Any
+) -> None:
+    ec2 = aws("ec2")
+
+    def ingress(group_id: str) -> list[dict[str, Any]]:
+        (group,) = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+        return list(group["IpPermissions"])
+
+    (rule,) = ingress(deployed["outputs"]["WorkgroupSecurityGroupId"])
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 5439, 5439)
+    assert [r["CidrIp"] for r in rule["IpRanges"]] == ["10.20.0.0/16"]
+    assert not rule.get("UserIdGroupPairs")
+
+    (rule,) = ingress(deployed["other"]["WorkgroupSecurityGroupId"])
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 5439, 5439)
+    assert [p["GroupId"] for p in rule["UserIdGroupPairs"]] == [deployed["tunnel_sg"]]
+    assert not rule.get("IpRanges")
 
 
 def test_ingestion_lands_a_file_in_the_deployed_bucket(deployed: dict[str, Any], aws: Any) -> None:
