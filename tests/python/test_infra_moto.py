@@ -239,7 +239,15 @@ def deployed(aws: Any) -> dict[str, Any]:
         "DbtRunnerPrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/ci-dbt",
     }
     other = _deploy(cfn, OTHER_LAKE_STACK, checks.LAKE_TEMPLATE, other_params)
-    _create_skipped_lake_resources(aws, other_params, OTHER_LAKE_STACK)
+    other_rendered = _create_skipped_lake_resources(aws, other_params, OTHER_LAKE_STACK)
+    # moto's CloudFormation ignores a role's ManagedPolicyArns: attach what the template lists (the
+    # runner policy, and only it - check_runner_policy asserts that) through the IAM API.
+    iam = aws("iam")
+    runner_role = other["DbtRunnerRoleArn"].rsplit("/", 1)[1]
+    listed = other_rendered["Resources"]["DbtRunnerRole"]["Properties"]["ManagedPolicyArns"]
+    assert listed == [other_rendered["PhysicalIds"]["DbtRunnerPolicy"]]
+    if not iam.list_attached_role_policies(RoleName=runner_role)["AttachedPolicies"]:
+        iam.attach_role_policy(RoleName=runner_role, PolicyArn=other["DbtRunnerPolicyArn"])
 
     ec2 = aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
@@ -425,3 +433,149 @@ def test_ingestion_lands_a_file_in_the_deployed_bucket(deployed: dict[str, Any],
     # The bucket default encryption applies to what the ingestion wrote.
     head = s3.head_object(Bucket=bucket, Key=parts[0])
     assert head.get("ServerSideEncryption") == "AES256"
+
+
+# ------------------------------------------------------------------------------------------------
+# IAM policy simulation over the policies moto stored for the deployed stacks, evaluated by moto's
+# own IAM statement evaluator (moto.iam.access_control). Two adjustments make it follow AWS's
+# rules where moto is lenient or terse, so a "cannot" below is not an artefact of the evaluator:
+#   - a condition key the request does not carry makes the statement not apply (moto would treat it
+#     as satisfied), and a condition operator moto does not evaluate fails the simulation instead
+#     of being ignored;
+#   - an Allow whose condition does not hold simply does not apply (moto answers "denied").
+# ------------------------------------------------------------------------------------------------
+
+
+def _simulate(
+    statements: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+) -> bool:
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    context = context or {}
+    allowed = False
+    for statement in statements:
+        conditions = statement.get("Condition", {})
+        if any(key not in context for keys in conditions.values() for key in keys):
+            continue
+        result = IAMPolicyStatement(statement).is_action_permitted(action, resource, None, context)
+        if result == PermissionResult.NEUTRAL:
+            continue
+        if set(conditions) - {"StringEquals"}:
+            raise NotImplementedError(f"condition {sorted(conditions)} in {statement.get('Sid')}")
+        if statement["Effect"] == "Deny" and result == PermissionResult.DENIED:
+            return False
+        allowed = allowed or result == PermissionResult.PERMITTED
+    return allowed
+
+
+def _session_arn(runtime_role_arn: str, suffix: str = "0f1e2d3c") -> str:
+    """The ARN of a session dbt-glue would create for this runtime role."""
+    name = runtime_role_arn.rsplit("/", 1)[1]
+    return f"arn:aws:glue:{REGION}:{ACCOUNT}:session/dbt-glue__{name}__{suffix}"
+
+
+@pytest.fixture(scope="module")
+def principals(deployed: dict[str, Any], aws: Any) -> dict[str, Any]:
+    iam = aws("iam")
+    test, other = deployed["outputs"], deployed["other"]
+    return {
+        "runtime": _role_statements(iam, test["LakehouseGlueRoleArn"].rsplit("/", 1)[1]),
+        "runner": _list(_managed_document(iam, test["DbtRunnerPolicyArn"])["Statement"]),
+        "other_runner_role": _role_statements(iam, other["DbtRunnerRoleArn"].rsplit("/", 1)[1]),
+        "ingest": _list(_managed_document(iam, test["BronzeIngestPolicyArn"])["Statement"]),
+        "other_ingest": _list(_managed_document(iam, other["BronzeIngestPolicyArn"])["Statement"]),
+        "test_runtime_arn": test["LakehouseGlueRoleArn"],
+        "other_runtime_arn": other["LakehouseGlueRoleArn"],
+        "test_bucket": test["LakeBucketName"],
+        "other_bucket": other["LakeBucketName"],
+        "key_arn": deployed["key_arn"],
+    }
+
+
+TO_GLUE = {"iam:PassedToService": "glue.amazonaws.com"}
+VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+
+
+def test_simulation_runtime_role_cannot_create_sessions_or_pass_roles(
+    principals: dict[str, Any],
+) -> None:
+    runtime, own = principals["runtime"], principals["test_runtime_arn"]
+    session = _session_arn(own)
+    for action in ("glue:CreateSession", "glue:RunStatement", "glue:GetStatement"):
+        assert not _simulate(runtime, action, session), action
+    assert not _simulate(runtime, "iam:PassRole", own, TO_GLUE)
+    assert not _simulate(runtime, "iam:PassRole", principals["other_runtime_arn"], TO_GLUE)
+    # ... while it does what Spark code in the session needs (the evaluator does see its allows).
+    bucket = principals["test_bucket"]
+    assert _simulate(runtime, "s3:PutObject", f"arn:aws:s3:::{bucket}/{PREFIX}silver/t/f.parquet")
+    assert not _simulate(runtime, "s3:PutObject", f"arn:aws:s3:::{bucket}/bronze/walmart_sales/")
+    assert _simulate(
+        runtime, "glue:UpdateTable", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{PREFIX}gold/dim_store"
+    )
+
+
+def test_simulation_runner_reaches_only_its_own_environments_sessions(
+    principals: dict[str, Any],
+) -> None:
+    runner, other_runner = principals["runner"], principals["other_runner_role"]
+    own, other = principals["test_runtime_arn"], principals["other_runtime_arn"]
+    for action in ("glue:CreateSession", "glue:RunStatement", "glue:GetStatement"):
+        assert _simulate(runner, action, _session_arn(own)), action
+        assert not _simulate(runner, action, _session_arn(other)), action
+        assert _simulate(other_runner, action, _session_arn(other)), action
+        assert not _simulate(other_runner, action, _session_arn(own)), action
+    assert _simulate(runner, "iam:PassRole", own, TO_GLUE)
+    assert not _simulate(runner, "iam:PassRole", own, {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not _simulate(runner, "iam:PassRole", other, TO_GLUE)
+    # No data access of its own: everything goes through the session as the runtime role.
+    bucket = principals["test_bucket"]
+    assert not _simulate(runner, "s3:PutObject", f"arn:aws:s3:::{bucket}/{PREFIX}gold/x")
+    assert not _simulate(
+        runner, "glue:UpdateTable", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{PREFIX}gold/x"
+    )
+
+
+def test_simulation_notices_the_account_wide_session_pattern(principals: dict[str, Any]) -> None:
+    """The same simulation on the pre-#16 resource (session/dbt-glue*) lets one environment's runner
+    run statements in another's session: the test above is not vacuous."""
+    widened = copy.deepcopy(principals["runner"])
+    for statement in widened:
+        if statement["Sid"] == "ThisEnvironmentsSessions":
+            statement["Resource"] = f"arn:aws:glue:{REGION}:{ACCOUNT}:session/dbt-glue*"
+    other_session = _session_arn(principals["other_runtime_arn"])
+    assert _simulate(widened, "glue:RunStatement", other_session)
+
+
+def test_simulation_ingestion_writes_bronze_with_the_key_and_nothing_else(
+    principals: dict[str, Any],
+) -> None:
+    ingest, key, bucket = (
+        principals["other_ingest"],
+        principals["key_arn"],
+        principals["other_bucket"],
+    )
+    part = f"arn:aws:s3:::{bucket}/bronze/walmart_sales/ingest_date=2026-01-01/batch_id=b/part-0"
+    for action in ("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"):
+        assert _simulate(ingest, action, part), action
+    # PutObject / CreateMultipartUpload need GenerateDataKey, GetObject and completion Decrypt.
+    assert _simulate(ingest, "kms:GenerateDataKey", key, VIA_S3)
+    assert _simulate(ingest, "kms:Decrypt", key, VIA_S3)
+    # ... and nothing else: not the key outside S3, not Encrypt, not another key, no other layer,
+    # no other environment's bucket, no Glue.
+    assert not _simulate(ingest, "kms:Decrypt", key, {"kms:ViaService": "glue.amazonaws.com"})
+    assert not _simulate(ingest, "kms:Decrypt", key)
+    assert not _simulate(ingest, "kms:Encrypt", key, VIA_S3)
+    other_key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
+    assert not _simulate(ingest, "kms:GenerateDataKey", other_key, VIA_S3)
+    for layer in (f"{OTHER_PREFIX}silver", f"{OTHER_PREFIX}gold", "_other"):
+        assert not _simulate(ingest, "s3:PutObject", f"arn:aws:s3:::{bucket}/{layer}/x"), layer
+    test_bucket = principals["test_bucket"]
+    assert not _simulate(ingest, "s3:PutObject", f"arn:aws:s3:::{test_bucket}/bronze/x")
+    assert not _simulate(
+        ingest, "glue:CreateSession", _session_arn(principals["other_runtime_arn"])
+    )
+    # The SSE-S3 environment's ingestion has no KMS grant at all.
+    assert not _simulate(principals["ingest"], "kms:GenerateDataKey", key, VIA_S3)
