@@ -1,9 +1,16 @@
 """Offline security checks of the lakehouse CloudFormation templates (no AWS account needed).
 
 The templates are rendered for a concrete parameter set by a small evaluator of the intrinsic
-functions they use (Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join, Fn::ImportValue, conditions), then
-each check reads the rendered resources and returns a list of violations (empty = pass). Every check
-is a plain function of a template dict, so a test can mutate a copy and see the check fail.
+functions they use (Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join, Fn::ImportValue, conditions), which
+also enforces parameter AllowedPatterns and the template's Rules as CloudFormation does before a
+deploy; then each check reads the rendered resources and returns a list of violations (empty =
+pass). Every check is a plain function of a template dict, so a test can mutate a copy and see the
+check fail.
+
+The generic checks (encryption, public access, TLS, versioning, lifecycle, wildcards) are what
+checkov would do; they stay here because checkov cannot be installed next to the project's pinned
+boto3/botocore/packaging (see infra/README.md, Known limits). The rest is the project's own IAM
+layering: runtime role, runner policy, ingestion, Spectrum, KMS through S3, the workgroup network.
 
     .venv/bin/python infra/checks.py     # render both stacks, print violations, exit 1 if any
 

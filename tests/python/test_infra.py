@@ -1,5 +1,6 @@
-"""Offline validation of infra/ (issue #8): cfn-lint, security properties read from the templates
-themselves, and the Gold external-schema macro.
+"""Offline validation of infra/ (issues #8, #16): cfn-lint, security properties read from the
+templates themselves (incl. the runner/runtime split, KMS through S3 and the workgroup's network),
+and the Gold external-schema macro.
 
 Every security assertion is a function in infra/checks.py; next to each "holds on the real
 templates" test there is a mutation test that breaks a copy of the template and shows the same check
