@@ -1,9 +1,16 @@
 """Offline security checks of the lakehouse CloudFormation templates (no AWS account needed).
 
 The templates are rendered for a concrete parameter set by a small evaluator of the intrinsic
-functions they use (Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join, Fn::ImportValue, conditions), then
-each check reads the rendered resources and returns a list of violations (empty = pass). Every check
-is a plain function of a template dict, so a test can mutate a copy and see the check fail.
+functions they use (Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join, Fn::ImportValue, conditions), which
+also enforces parameter AllowedPatterns and the template's Rules as CloudFormation does before a
+deploy; then each check reads the rendered resources and returns a list of violations (empty =
+pass). Every check is a plain function of a template dict, so a test can mutate a copy and see the
+check fail.
+
+The generic checks (encryption, public access, TLS, versioning, lifecycle, wildcards) are what
+checkov would do; they stay here because checkov cannot be installed next to the project's pinned
+boto3/botocore/packaging (see infra/README.md, Known limits). The rest is the project's own IAM
+layering: runtime role, runner policy, ingestion, Spectrum, KMS through S3, the workgroup network.
 
     .venv/bin/python infra/checks.py     # render both stacks, print violations, exit 1 if any
 
@@ -29,6 +36,12 @@ FAKE_ACCOUNT = "123456789012"
 FAKE_REGION = "eu-west-1"
 PARTITION = "aws"
 FAKE_KMS_KEY = f"arn:aws:kms:{FAKE_REGION}:{FAKE_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# The warehouse's network parameters have no defaults (a deploy must name them): example values.
+FAKE_NETWORK = {
+    "VpcId": "vpc-0example000000001",
+    "SubnetIds": "subnet-0example000000001,subnet-0example000000002,subnet-0example000000003",
+    "ClientCidr": "10.0.0.0/16",
+}
 
 # ---------------------------------------------------------------------------------------------
 # Loading: YAML short-form tags (!Sub, !Ref, ...) become the long form ({"Fn::Sub": ...}).
@@ -106,7 +119,13 @@ class _Renderer:
             value = parameters.get(name, spec.get("Default"))
             if value is None:
                 raise RenderError(f"parameter {name} has no value and no default")
-            if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+            pattern = spec.get("AllowedPattern")
+            if pattern and not re.fullmatch(pattern, str(value)):
+                raise RenderError(f"parameter {name}={value!r} does not match {pattern}")
+            kind = str(spec.get("Type", ""))
+            if (kind == "CommaDelimitedList" or kind.startswith("List<")) and isinstance(
+                value, str
+            ):
                 value = value.split(",")
             self.values[name] = value
         unknown = set(parameters) - set(template.get("Parameters", {}))
@@ -115,6 +134,14 @@ class _Renderer:
         self.conditions: dict[str, bool] = {}
         for name in template.get("Conditions", {}):
             self.condition(name)
+        for name, rule in template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.eval_condition(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not self.eval_condition(assertion["Assert"]):
+                    raise RenderError(
+                        f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}"
+                    )
 
     # -- conditions ------------------------------------------------------------------------
     def condition(self, name: str) -> bool:
@@ -148,6 +175,7 @@ class _Renderer:
             "AWS::RedshiftServerless::Namespace": "NamespaceName",
             "AWS::RedshiftServerless::Workgroup": "WorkgroupName",
             "AWS::IAM::Role": "RoleName",
+            "AWS::Logs::LogGroup": "LogGroupName",
         }
         if kind in named and named[kind] in props:
             return str(self.resolve(props[named[kind]]))
@@ -173,6 +201,8 @@ class _Renderer:
             return f"arn:{PARTITION}:s3:::{self.physical_name(logical_id)}"
         if attribute == "Arn" and kind == "AWS::IAM::Role":
             return f"arn:{PARTITION}:iam::{account}:role/{self.physical_name(logical_id)}"
+        if attribute == "GroupId" and kind == "AWS::EC2::SecurityGroup":
+            return f"sg-{logical_id.lower()}"
         if attribute == "Workgroup.WorkgroupArn":
             region = self.values["AWS::Region"]
             workgroup_id = f"{logical_id.lower()}-0000"
@@ -288,7 +318,11 @@ def render_both(
     lake_stack_name: str = "lakehouse-dev-lake",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     lake = render(load_template(LAKE_TEMPLATE), lake_parameters, stack_name=lake_stack_name)
-    warehouse_parameters = {"LakeStackName": lake_stack_name, **(warehouse_parameters or {})}
+    warehouse_parameters = {
+        "LakeStackName": lake_stack_name,
+        **FAKE_NETWORK,
+        **(warehouse_parameters or {}),
+    }
     warehouse = render(
         load_template(WAREHOUSE_TEMPLATE),
         warehouse_parameters,
@@ -657,32 +691,86 @@ def check_glue_scope(
     return violations
 
 
-def check_glue_role(lake: dict[str, Any]) -> list[str]:
-    """The dbt-glue role: S3 only on the lake's layer prefixes (Bronze read-only), Glue only on
-    the three databases (+ Spark's default/global_temp, read/create only), sessions named
-    dbt-glue*, PassRole only on itself and only to Glue."""
-    params = lake["Parameters"]
-    prefix = params["SchemaPrefix"]
-    account, region = FAKE_ACCOUNT, FAKE_REGION
-    bucket_name = lake["Resources"]["LakeBucket"]["Properties"]["BucketName"]
-    bucket_arn = f"arn:{PARTITION}:s3:::{bucket_name}"
-    role_arn = lake["RoleArns"]["GlueSessionRole"]
-    statements = role_statements(lake, "GlueSessionRole")
+GLUE_SESSION_ACTIONS = {
+    "glue:CreateSession",
+    "glue:GetSession",
+    "glue:StopSession",
+    "glue:DeleteSession",
+    "glue:ListSessions",
+    "glue:RunStatement",
+    "glue:GetStatement",
+    "glue:ListStatements",
+    "glue:CancelStatement",
+    "glue:TagResource",
+}
+CATALOG_READ_ACTIONS = {"glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables"}
+
+
+def _bucket_arn(lake: dict[str, Any]) -> str:
+    return f"arn:{PARTITION}:s3:::{lake['Resources']['LakeBucket']['Properties']['BucketName']}"
+
+
+def _glue_base(region: str = FAKE_REGION, account: str = FAKE_ACCOUNT) -> str:
+    return f"arn:{PARTITION}:glue:{region}:{account}"
+
+
+def session_log_group_prefix(lake: dict[str, Any]) -> str:
+    """This environment's session log group prefix (the profile's --custom-logGroup-prefix)."""
+    return str(lake["Outputs"]["LakehouseGlueLogGroupPrefix"]["Value"])
+
+
+def runner_session_resource(lake: dict[str, Any]) -> str:
+    """The only session ARN pattern the runner may touch: dbt-glue's names for this runtime role."""
+    role_name = lake["PhysicalIds"]["GlueRuntimeRole"]
+    return f"{_glue_base()}:session/dbt-glue__{role_name}__*"
+
+
+def _actions(statement: PolicyStatement) -> list[str]:
+    return [str(a) for a in as_list(statement.get("Action"))]
+
+
+def _resources(statement: PolicyStatement) -> list[str]:
+    return [str(r) for r in as_list(statement.get("Resource"))]
+
+
+def check_runtime_role(lake: dict[str, Any]) -> list[str]:
+    """The runtime role (what Spark code in a session may do): trusted by Glue alone; S3 only on the
+    lake's layer prefixes (Bronze read-only); Glue catalog only on the three databases (+ Spark's
+    default/global_temp, read/create only), no database create/update on the stack's own; no session
+    action, no iam:PassRole, no glue:TagResource; logs only in this environment's log groups."""
+    who = "GlueRuntimeRole"
+    prefix = lake["Parameters"]["SchemaPrefix"]
+    bucket_arn = _bucket_arn(lake)
+    statements = role_statements(lake, who)
     layers = {"bronze", f"{prefix}silver", f"{prefix}gold"}
-    violations = check_s3_scope(
-        statements, bucket_arn, layers, layers - {"bronze"}, "GlueSessionRole"
-    )
-    base = f"arn:{PARTITION}:glue:{region}:{account}"
+    violations = check_s3_scope(statements, bucket_arn, layers, layers - {"bronze"}, who)
+    base = _glue_base()
     spark_defaults = {
         f"{base}:database/default",
         f"{base}:database/global_temp",
         f"{base}:userDefinedFunction/default/*",
     }
-    sessions = {f"{base}:session/dbt-glue*"}
-    glue_statements = []
+    databases = {f"{prefix}bronze", f"{prefix}silver", f"{prefix}gold"}
+    own_databases = {f"{base}:database/{database}" for database in databases}
+    log_prefix = session_log_group_prefix(lake)
+    logs_base = f"arn:{PARTITION}:logs:{FAKE_REGION}:{FAKE_ACCOUNT}:log-group:"
+    allowed_logs = {f"{logs_base}{log_prefix}/output:*", f"{logs_base}{log_prefix}/error:*"}
     for statement in statements:
-        actions = [a for a in as_list(statement.get("Action")) if a.startswith("glue:")]
-        resources = set(map(str, as_list(statement.get("Resource"))))
+        where = f"{who}/{_sid(statement)}"
+        actions = _actions(statement)
+        resources = set(_resources(statement))
+        if statement.get("Effect") != "Allow":
+            continue
+        session = sorted(set(actions) & GLUE_SESSION_ACTIONS)
+        if session:
+            violations.append(f"{where}: session actions {session} in the runtime role")
+        if "iam:PassRole" in actions:
+            violations.append(f"{where}: iam:PassRole in the runtime role")
+        db_writes = {"glue:CreateDatabase", "glue:UpdateDatabase", "glue:DeleteDatabase"}
+        if set(actions) & db_writes and resources & own_databases:
+            violations.append(
+                f"{where}: {sorted(set(actions) & db_writes)} on databases the stack owns"
+            )
         if resources & spark_defaults:
             extra = {
                 "glue:GetDatabase",
@@ -692,59 +780,224 @@ def check_glue_role(lake: dict[str, Any]) -> list[str]:
             }
             if set(actions) - extra:
                 violations.append(
-                    f"GlueSessionRole/{_sid(statement)}: {sorted(set(actions) - extra)}"
-                    " on Spark's default databases"
+                    f"{where}: {sorted(set(actions) - extra)} on Spark's default databases"
                 )
-        glue_statements.append(statement)
-    violations += check_glue_scope(
-        glue_statements,
-        region,
-        account,
-        {f"{prefix}bronze", f"{prefix}silver", f"{prefix}gold"},
-        "GlueSessionRole",
-        extra_resources=spark_defaults | sessions,
-    )
-    for statement in statements:
-        actions = as_list(statement.get("Action"))
-        resources = list(map(str, as_list(statement.get("Resource"))))
-        if any(
-            (a.startswith("glue:") and "Session" in a) or a.endswith("Statement") for a in actions
-        ):
-            for resource in resources:
-                if resource not in sessions and resource.split(":")[-1].startswith("session"):
-                    violations.append(
-                        f"GlueSessionRole/{_sid(statement)}: session resource {resource}"
-                    )
-        if "iam:PassRole" in actions:
-            if resources != [role_arn]:
+        log_actions = [a for a in actions if a.startswith("logs:")]
+        if log_actions:
+            if "logs:CreateLogGroup" in log_actions:
+                violations.append(f"{where}: logs:CreateLogGroup (the stack creates the groups)")
+            outside = sorted(resources - allowed_logs)
+            if outside:
                 violations.append(
-                    f"GlueSessionRole/{_sid(statement)}: iam:PassRole on {resources},"
-                    " not only itself"
+                    f"{where}: log resources {outside} outside this environment's {log_prefix}/*"
                 )
+        others = [
+            a
+            for a in actions
+            if not a.startswith(("s3:", "glue:", "logs:")) and a not in LAKE_KMS_ACTIONS
+        ]
+        if others:
+            violations.append(f"{where}: actions {others} outside S3, Glue, logs and the lake key")
+    violations += check_glue_scope(
+        statements, FAKE_REGION, FAKE_ACCOUNT, databases, who, extra_resources=spark_defaults
+    )
+    trust = lake["Resources"][who]["Properties"]["AssumeRolePolicyDocument"]
+    for statement in as_list(trust.get("Statement")):
+        if statement.get("Principal") != {"Service": "glue.amazonaws.com"}:
+            violations.append(f"{who} trust: {statement.get('Principal')} is not Glue alone")
+    return violations
+
+
+def check_runner_policy(lake: dict[str, Any]) -> list[str]:
+    """The runner policy (the client that runs dbt): session actions only on this environment's
+    dbt-glue session names; iam:PassRole only on the runtime role and only to Glue; Glue catalog
+    reads only, on the three databases; nothing else (no S3, no catalog write). A runner role, if
+    any, carries it and nothing else, for at most an hour (role chaining's cap)."""
+    who = "DbtRunnerPolicy"
+    prefix = lake["Parameters"]["SchemaPrefix"]
+    sessions = runner_session_resource(lake)
+    runtime_arn = lake["RoleArns"]["GlueRuntimeRole"]
+    policy = lake["Resources"][who]["Properties"]["PolicyDocument"]
+    statements = as_list(policy.get("Statement"))
+    violations = []
+    has_sessions = has_pass = False
+    for statement in statements:
+        where = f"{who}/{_sid(statement)}"
+        actions = set(_actions(statement))
+        resources = _resources(statement)
+        if statement.get("Effect") != "Allow":
+            continue
+        session = actions & GLUE_SESSION_ACTIONS
+        if session:
+            has_sessions = True
+            if "glue:TagResource" in session:
+                violations.append(f"{where}: glue:TagResource (dbt-glue sets no session tags)")
+            if resources != [sessions]:
+                violations.append(f"{where}: session actions on {resources}, not only {sessions}")
+        if "iam:PassRole" in actions:
+            has_pass = True
+            if resources != [runtime_arn]:
+                violations.append(f"{where}: iam:PassRole on {resources}, not the runtime role")
             passed_to = (
                 statement.get("Condition", {}).get("StringEquals", {}).get("iam:PassedToService")
             )
             if passed_to != "glue.amazonaws.com":
-                violations.append(
-                    f"GlueSessionRole/{_sid(statement)}: iam:PassRole not limited to"
-                    " glue.amazonaws.com"
-                )
+                violations.append(f"{where}: iam:PassRole not limited to glue.amazonaws.com")
+        catalog = {a for a in actions if a.startswith("glue:")} - session
+        if catalog - CATALOG_READ_ACTIONS:
+            violations.append(f"{where}: catalog actions {sorted(catalog - CATALOG_READ_ACTIONS)}")
+        others = {a for a in actions if not a.startswith("glue:") and a != "iam:PassRole"}
+        if others:
+            violations.append(f"{where}: actions {sorted(others)} beyond sessions/PassRole/catalog")
+    if not has_sessions or not has_pass:
+        violations.append(f"{who}: lacks the session actions or iam:PassRole dbt-glue needs")
+    catalog_statements = [
+        s for s in statements if set(_actions(s)) & CATALOG_READ_ACTIONS and "Resource" in s
+    ]
+    violations += check_glue_scope(
+        catalog_statements,
+        FAKE_REGION,
+        FAKE_ACCOUNT,
+        {f"{prefix}bronze", f"{prefix}silver", f"{prefix}gold"},
+        who,
+        extra_resources={sessions},
+    )
+    runner_role = lake["Resources"].get("DbtRunnerRole")
+    if runner_role:
+        props = runner_role["Properties"]
+        if props.get("Policies") or props.get("ManagedPolicyArns") != [lake["PhysicalIds"][who]]:
+            violations.append("DbtRunnerRole: carries more than the runner policy")
+        if int(props.get("MaxSessionDuration", 3600)) > 3600:
+            violations.append(
+                "DbtRunnerRole: MaxSessionDuration above 1 h, which role chaining never grants"
+            )
     return violations
 
 
 def check_ingest_policy(lake: dict[str, Any]) -> list[str]:
-    """The ingestion's managed policy reads and writes Bronze and nothing else."""
-    bucket_name = lake["Resources"]["LakeBucket"]["Properties"]["BucketName"]
-    bucket_arn = f"arn:{PARTITION}:s3:::{bucket_name}"
+    """The ingestion's managed policy reads and writes Bronze and nothing else (besides the lake's
+    KMS key through S3, see check_kms)."""
     policy = lake["Resources"]["BronzeIngestPolicy"]["Properties"]["PolicyDocument"]
     statements = as_list(policy.get("Statement"))
     violations = check_s3_scope(
-        statements, bucket_arn, {"bronze"}, {"bronze"}, "BronzeIngestPolicy"
+        statements, _bucket_arn(lake), {"bronze"}, {"bronze"}, "BronzeIngestPolicy"
     )
     for statement in statements:
         for action in as_list(statement.get("Action")):
-            if not action.startswith("s3:"):
+            if not action.startswith("s3:") and action not in LAKE_KMS_ACTIONS:
                 violations.append(f"BronzeIngestPolicy/{_sid(statement)}: {action} is not S3")
+    return violations
+
+
+LAKE_KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+def _kms_statements(statements: list[PolicyStatement]) -> list[PolicyStatement]:
+    return [
+        s
+        for s in statements
+        if s.get("Effect") == "Allow" and any(str(a).startswith("kms:") for a in _actions(s))
+    ]
+
+
+def check_kms(lake: dict[str, Any], warehouse: dict[str, Any]) -> list[str]:
+    """With a customer key, every principal that touches lake objects can use it - the runtime role
+    and the ingestion GenerateDataKey + Decrypt, Spectrum Decrypt - on that key only, only through
+    S3 in the region (kms:ViaService), never kms:Encrypt. Spectrum's key is the lake's export, and
+    the warehouse stack has no key parameter to get wrong. Without a key, no KMS grant in the
+    lake."""
+    key = lake["Parameters"]["KmsKeyArn"]
+    export_value = str(lake["Outputs"]["LakeKmsKeyArn"]["Value"])
+    via_s3 = f"s3.{FAKE_REGION}.amazonaws.com"
+    principals: list[tuple[str, list[PolicyStatement], set[str], str]] = [
+        (
+            "GlueRuntimeRole",
+            role_statements(lake, "GlueRuntimeRole"),
+            {"kms:Decrypt", "kms:GenerateDataKey"},
+            key,
+        ),
+        (
+            "BronzeIngestPolicy",
+            as_list(
+                lake["Resources"]["BronzeIngestPolicy"]["Properties"]["PolicyDocument"].get(
+                    "Statement"
+                )
+            ),
+            {"kms:Decrypt", "kms:GenerateDataKey"},
+            key,
+        ),
+        ("SpectrumRole", role_statements(warehouse, "SpectrumRole"), {"kms:Decrypt"}, export_value),
+    ]
+    violations = []
+    for who, statements, needed, expected_key in principals:
+        kms = _kms_statements(statements)
+        if who != "SpectrumRole" and not key:
+            if kms:
+                violations.append(f"{who}: KMS grants although the bucket uses SSE-S3")
+            continue
+        granted: set[str] = set()
+        for statement in kms:
+            where = f"{who}/{_sid(statement)}"
+            actions = set(_actions(statement))
+            granted |= actions
+            if actions - LAKE_KMS_ACTIONS:
+                violations.append(f"{where}: {sorted(actions - LAKE_KMS_ACTIONS)} on the lake key")
+            if _resources(statement) != [expected_key]:
+                violations.append(f"{where}: KMS on {_resources(statement)}, not {expected_key}")
+            via = statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+            if via != via_s3:
+                violations.append(f"{where}: KMS not limited to kms:ViaService {via_s3}")
+        if needed - granted:
+            violations.append(f"{who}: lacks {sorted(needed - granted)} on the lake key")
+    if key and export_value != key:
+        violations.append(f"LakeKmsKeyArn export {export_value} is not the bucket's key {key}")
+    kms_parameters = [p for p in warehouse["Parameters"] if "kms" in p.lower()]
+    if kms_parameters:
+        violations.append(f"warehouse: key given by hand ({kms_parameters}), not imported")
+    return violations
+
+
+def check_network(warehouse: dict[str, Any], template: dict[str, Any] | None = None) -> list[str]:
+    """The workgroup sits in the given subnets behind a security group the stack creates, which
+    admits 5439 from a given source only (never 0.0.0.0/0); subnets and VPC have no default."""
+    violations = []
+    template = template or load_template(WAREHOUSE_TEMPLATE)
+    for name in ("VpcId", "SubnetIds"):
+        spec = template.get("Parameters", {}).get(name)
+        if spec is None or "Default" in spec:
+            violations.append(f"parameter {name} is missing or has a default")
+    groups = resources_of_type(warehouse, "AWS::EC2::SecurityGroup")
+    group_ids = {f"sg-{lid.lower()}": lid for lid in groups}
+    ingress = [
+        r["Properties"]
+        for r in resources_of_type(warehouse, "AWS::EC2::SecurityGroupIngress").values()
+    ]
+    for lid, group in groups.items():
+        ingress += [
+            {**rule, "GroupId": f"sg-{lid.lower()}"}
+            for rule in group["Properties"].get("SecurityGroupIngress", [])
+        ]
+    for logical_id, workgroup in resources_of_type(
+        warehouse, "AWS::RedshiftServerless::Workgroup"
+    ).items():
+        props = workgroup["Properties"]
+        if not props.get("SubnetIds"):
+            violations.append(f"{logical_id}: no SubnetIds")
+        own = [g for g in props.get("SecurityGroupIds", []) if g in group_ids]
+        if not own or len(own) != len(props.get("SecurityGroupIds", [])):
+            violations.append(f"{logical_id}: not (only) behind the security group the stack makes")
+        rules = [r for r in ingress if r.get("GroupId") in own]
+        if not rules:
+            violations.append(f"{logical_id}: no ingress rule admits dbt on 5439")
+        for rule in rules:
+            ports = (int(rule.get("FromPort", -1)), int(rule.get("ToPort", -1)))
+            if str(rule.get("IpProtocol")) != "tcp" or ports != (5439, 5439):
+                violations.append(f"{logical_id}: ingress {rule} is not tcp 5439 alone")
+            cidr = rule.get("CidrIp") or rule.get("CidrIpv6")
+            if cidr is not None and str(cidr).endswith("/0"):
+                violations.append(f"{logical_id}: ingress from {cidr}, the whole internet")
+            if cidr is None and not rule.get("SourceSecurityGroupId"):
+                violations.append(f"{logical_id}: ingress {rule} without a source")
     return violations
 
 
@@ -832,8 +1085,9 @@ PARAMETER_SETS: list[tuple[dict[str, Any], dict[str, Any]]] = [
             "DbtRunnerPrincipalArn": f"arn:aws:iam::{FAKE_ACCOUNT}:role/ci",
         },
         {
-            "LakeKmsKeyArn": FAKE_KMS_KEY,
             "MaxCapacity": 64,
+            "ClientCidr": "",
+            "ClientSecurityGroupId": "sg-0123456789abcdef0",
         },
     ),
 ]
@@ -845,9 +1099,7 @@ def all_violations(
     allowed: dict[tuple[str, str], str] | None = None,
 ) -> list[str]:
     prefix = lake["Parameters"]["SchemaPrefix"]
-    bucket_arn = (
-        f"arn:{PARTITION}:s3:::{lake['Resources']['LakeBucket']['Properties']['BucketName']}"
-    )
+    bucket_arn = _bucket_arn(lake)
     checks: list[Callable[[], list[str]]] = [
         lambda: check_bucket_encryption(lake),
         lambda: check_public_access_block(lake),
@@ -859,8 +1111,11 @@ def all_violations(
             check_no_wildcard_resources(lake, allowed)
             + check_no_wildcard_resources(warehouse, allowed)
         ),
-        lambda: check_glue_role(lake),
+        lambda: check_runtime_role(lake),
+        lambda: check_runner_policy(lake),
         lambda: check_ingest_policy(lake),
+        lambda: check_kms(lake, warehouse),
+        lambda: check_network(warehouse),
         lambda: check_spectrum_role(warehouse, bucket_arn, f"{prefix}gold"),
         lambda: check_redshift(warehouse),
     ]

@@ -46,6 +46,7 @@ FAKE_ENV = {
     "LAKEHOUSE_ICEBERG_JAR": "/nonexistent/iceberg-spark-runtime.jar",
     "LAKEHOUSE_DUCKDB_EXTENSIONS": "/nonexistent/duckdb-extensions",
     "LAKEHOUSE_GLUE_ROLE_ARN": "arn:aws:iam::123456789012:role/example-glue-role",
+    "LAKEHOUSE_GLUE_LOG_GROUP_PREFIX": "/aws-glue/sessions/lakehouse-example",
     "LAKEHOUSE_S3_LAKE_URI": "s3://example-bucket/lake",
     "LAKEHOUSE_BRONZE_URI": "s3://example-bucket/bronze",
     "LAKEHOUSE_SPECTRUM_ROLE_ARN": "arn:aws:iam::123456789012:role/example-spectrum-role",

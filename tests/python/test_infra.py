@@ -1,5 +1,6 @@
-"""Offline validation of infra/ (issue #8): cfn-lint, security properties read from the templates
-themselves, and the Gold external-schema macro.
+"""Offline validation of infra/ (issues #8, #16): cfn-lint, security properties read from the
+templates themselves (incl. the runner/runtime split, KMS through S3 and the workgroup's network),
+and the Gold external-schema macro.
 
 Every security assertion is a function in infra/checks.py; next to each "holds on the real
 templates" test there is a mutation test that breaks a copy of the template and shows the same check
@@ -52,7 +53,12 @@ PARAMETER_SETS = {
             "DbtRunnerPrincipalArn": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/ci",
             "EnvironmentName": "prod",
         },
-        {"LakeKmsKeyArn": KMS_KEY, "MaxCapacity": 64, "EnvironmentName": "prod"},
+        {
+            "MaxCapacity": 64,
+            "EnvironmentName": "prod",
+            "ClientCidr": "",
+            "ClientSecurityGroupId": "sg-0123456789abcdef0",
+        },
     ),
 }
 
@@ -153,8 +159,11 @@ CHECKS: dict[str, CheckFn] = {
         checks.check_no_wildcard_resources(lake, ALLOWED_STAR_RESOURCES)
         + checks.check_no_wildcard_resources(wh, ALLOWED_STAR_RESOURCES)
     ),
-    "glue_role_scope": lambda lake, wh: checks.check_glue_role(lake),
+    "runtime_role_scope": lambda lake, wh: checks.check_runtime_role(lake),
+    "runner_policy_scope": lambda lake, wh: checks.check_runner_policy(lake),
     "ingest_policy_bronze_only": lambda lake, wh: checks.check_ingest_policy(lake),
+    "kms_through_s3": lambda lake, wh: checks.check_kms(lake, wh),
+    "network": lambda lake, wh: checks.check_network(wh),
     "spectrum_gold_only": lambda lake, wh: checks.check_spectrum_role(
         wh, _bucket_arn(lake), _gold(lake)
     ),
@@ -298,7 +307,7 @@ MUTATIONS: dict[str, tuple[str, Mutation, str]] = {
         "no_wildcard_resources",
         lambda lake, wh: _add_statement(
             lake,
-            "GlueSessionPolicy",
+            "DbtRunnerPolicy",
             {"Sid": "ListAll", "Effect": "Allow", "Action": "glue:ListSessions", "Resource": "*"},
         ),
         "not allow-listed",
@@ -317,48 +326,217 @@ MUTATIONS: dict[str, tuple[str, Mutation, str]] = {
         ),
         "region/account open",
     ),
-    "glue role writes bronze": (
-        "glue_role_scope",
+    "runtime role writes bronze": (
+        "runtime_role_scope",
         lambda lake, wh: _statement(lake, "BronzeReadOnly")["Action"].append("s3:PutObject"),
         "write actions",
     ),
-    "glue role reads the whole bucket": (
-        "glue_role_scope",
+    "runtime role reads the whole bucket": (
+        "runtime_role_scope",
         lambda lake, wh: _statement(lake, "SilverGoldReadWrite")["Resource"].append(
             f"{_bucket_arn(lake)}/*"
         ),
         "is not under",
     ),
-    "glue role reads another bucket": (
-        "glue_role_scope",
+    "runtime role reads another bucket": (
+        "runtime_role_scope",
         lambda lake, wh: _statement(lake, "BronzeReadOnly").update(
             Resource="arn:aws:s3:::example-bucket/bronze/*"
         ),
         "outside the lake bucket",
     ),
-    "glue role lists the whole bucket": (
-        "glue_role_scope",
+    "runtime role lists the whole bucket": (
+        "runtime_role_scope",
         lambda lake, wh: _statement(lake, "LakeBucketListLayerPrefixes").pop("Condition"),
         "without an s3:prefix condition",
     ),
-    "glue role touches another database": (
-        "glue_role_scope",
+    "runtime role touches another database": (
+        "runtime_role_scope",
         lambda lake, wh: _statement(lake, "GlueCatalogLakeDatabases")["Resource"].append(
             f"arn:aws:glue:{checks.FAKE_REGION}:{checks.FAKE_ACCOUNT}:table/finance/*"
         ),
         "outside",
     ),
-    "glue role passes any role": (
-        "glue_role_scope",
-        lambda lake, wh: _statement(lake, "PassThisRoleToGlueOnly").update(
+    "runtime role creates sessions": (
+        "runtime_role_scope",
+        lambda lake, wh: _add_statement(
+            lake,
+            "GlueRuntimePolicy",
+            {
+                "Sid": "Sessions",
+                "Effect": "Allow",
+                "Action": ["glue:CreateSession", "glue:RunStatement"],
+                "Resource": checks.runner_session_resource(lake),
+            },
+        ),
+        "session actions",
+    ),
+    "runtime role passes itself": (
+        "runtime_role_scope",
+        lambda lake, wh: _add_statement(
+            lake,
+            "GlueRuntimePolicy",
+            {
+                "Sid": "Pass",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": lake["RoleArns"]["GlueRuntimeRole"],
+            },
+        ),
+        "iam:PassRole in the runtime role",
+    ),
+    "runtime role recreates the stack's databases": (
+        "runtime_role_scope",
+        lambda lake, wh: _statement(lake, "GlueCatalogLakeDatabases")["Action"].extend(
+            ["glue:CreateDatabase", "glue:UpdateDatabase"]
+        ),
+        "databases the stack owns",
+    ),
+    "runtime role logs into every environment's groups": (
+        "runtime_role_scope",
+        lambda lake, wh: _statement(lake, "ThisEnvironmentsSessionLogs")["Resource"].append(
+            f"arn:aws:logs:{checks.FAKE_REGION}:{checks.FAKE_ACCOUNT}:log-group:/aws-glue/*"
+        ),
+        "outside this environment's",
+    ),
+    "runtime role assumable by the CI principal": (
+        "runtime_role_scope",
+        lambda lake, wh: lake["Resources"]["GlueRuntimeRole"]["Properties"][
+            "AssumeRolePolicyDocument"
+        ]["Statement"].append(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/ci"},
+                "Action": "sts:AssumeRole",
+            }
+        ),
+        "not Glue alone",
+    ),
+    "runner reaches every environment's sessions": (
+        "runner_policy_scope",
+        lambda lake, wh: _statement(lake, "ThisEnvironmentsSessions").update(
+            Resource=f"arn:aws:glue:{checks.FAKE_REGION}:{checks.FAKE_ACCOUNT}:session/dbt-glue*"
+        ),
+        "not only",
+    ),
+    "runner tags sessions": (
+        "runner_policy_scope",
+        lambda lake, wh: _statement(lake, "ThisEnvironmentsSessions")["Action"].append(
+            "glue:TagResource"
+        ),
+        "glue:TagResource",
+    ),
+    "runner passes any role": (
+        "runner_policy_scope",
+        lambda lake, wh: _statement(lake, "PassRuntimeRoleToGlueOnly").update(
             Resource=f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/admin"
         ),
-        "not only itself",
+        "not the runtime role",
     ),
-    "glue role passes itself to any service": (
-        "glue_role_scope",
-        lambda lake, wh: _statement(lake, "PassThisRoleToGlueOnly").pop("Condition"),
+    "runner passes the runtime role to any service": (
+        "runner_policy_scope",
+        lambda lake, wh: _statement(lake, "PassRuntimeRoleToGlueOnly").pop("Condition"),
         "glue.amazonaws.com",
+    ),
+    "runner writes the catalog": (
+        "runner_policy_scope",
+        lambda lake, wh: _statement(lake, "CatalogReadOnly")["Action"].append("glue:UpdateTable"),
+        "catalog actions",
+    ),
+    "runner writes gold directly": (
+        "runner_policy_scope",
+        lambda lake, wh: _add_statement(
+            lake,
+            "DbtRunnerPolicy",
+            {
+                "Sid": "Gold",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": f"{_bucket_arn(lake)}/dev_gold/*",
+            },
+        ),
+        "beyond sessions",
+    ),
+    "runner role claims 4 h": (
+        "runner_policy_scope",
+        lambda lake, wh: lake["Resources"]["DbtRunnerRole"]["Properties"].update(
+            MaxSessionDuration=14400
+        ),
+        "role chaining",
+    ),
+    "runner role carries more": (
+        "runner_policy_scope",
+        lambda lake, wh: lake["Resources"]["DbtRunnerRole"]["Properties"][
+            "ManagedPolicyArns"
+        ].append("arn:aws:iam::aws:policy/AdministratorAccess"),
+        "more than the runner policy",
+    ),
+    "ingestion cannot use the key": (
+        "kms_through_s3",
+        lambda lake, wh: lake["Resources"]["BronzeIngestPolicy"]["Properties"]["PolicyDocument"][
+            "Statement"
+        ].pop(),
+        "BronzeIngestPolicy: lacks",
+    ),
+    "ingestion cannot start a multipart upload": (
+        "kms_through_s3",
+        lambda lake, wh: lake["Resources"]["BronzeIngestPolicy"]["Properties"]["PolicyDocument"][
+            "Statement"
+        ][-1].update(Action=["kms:Decrypt"]),
+        "kms:GenerateDataKey",
+    ),
+    "kms:Encrypt granted": (
+        "kms_through_s3",
+        lambda lake, wh: _statement(lake, "LakeKmsKeyThroughS3")["Action"].append("kms:Encrypt"),
+        "kms:Encrypt",
+    ),
+    "key usable outside S3": (
+        "kms_through_s3",
+        lambda lake, wh: _statement(wh, "LakeKmsKeyDecryptThroughS3").pop("Condition"),
+        "kms:ViaService",
+    ),
+    "spectrum decrypts with another key": (
+        "kms_through_s3",
+        lambda lake, wh: _statement(wh, "LakeKmsKeyDecryptThroughS3").update(
+            Resource=f"arn:aws:kms:{checks.FAKE_REGION}:{checks.FAKE_ACCOUNT}:key/*"
+        ),
+        "not arn:aws:kms",
+    ),
+    "key typed into the warehouse by hand": (
+        "kms_through_s3",
+        lambda lake, wh: wh["Parameters"].update(LakeKmsKeyArn=KMS_KEY),
+        "not imported",
+    ),
+    "workgroup open to the internet": (
+        "network",
+        lambda lake, wh: wh["Resources"]["WorkgroupIngressFromSecurityGroup"]["Properties"].update(
+            CidrIp="0.0.0.0/0", SourceSecurityGroupId=None
+        ),
+        "whole internet",
+    ),
+    "workgroup open on every port": (
+        "network",
+        lambda lake, wh: wh["Resources"]["WorkgroupIngressFromSecurityGroup"]["Properties"].update(
+            FromPort=0, ToPort=65535
+        ),
+        "not tcp 5439 alone",
+    ),
+    "workgroup without an ingress rule": (
+        "network",
+        lambda lake, wh: wh["Resources"].pop("WorkgroupIngressFromSecurityGroup"),
+        "no ingress rule",
+    ),
+    "workgroup behind the VPC's default security group": (
+        "network",
+        lambda lake, wh: wh["Resources"]["Workgroup"]["Properties"].update(
+            SecurityGroupIds=["sg-0123456789abcdef0"]
+        ),
+        "security group the stack makes",
+    ),
+    "workgroup in the default VPC's subnets": (
+        "network",
+        lambda lake, wh: wh["Resources"]["Workgroup"]["Properties"].pop("SubnetIds"),
+        "no SubnetIds",
     ),
     "ingestion writes gold": (
         "ingest_policy_bronze_only",
@@ -453,6 +631,38 @@ def test_check_catches_violation(mutation: str) -> None:
     assert any(expected in v for v in violations), violations
 
 
+@pytest.mark.parametrize(
+    "network",
+    [
+        {"VpcId": None},
+        {"SubnetIds": None},
+        {"ClientCidr": ""},
+        {"ClientCidr": "0.0.0.0/0"},
+        {"ClientCidr": "", "ClientSecurityGroupId": "default"},
+    ],
+    ids=["no-vpc", "no-subnets", "no-ingress-source", "internet", "bad-security-group"],
+)
+def test_a_deploy_cannot_leave_the_network_out(network: dict[str, Any]) -> None:
+    """VpcId and SubnetIds have no default, a Rule requires an ingress source, the CIDR pattern
+    refuses /0: the renderer enforces these as CloudFormation does before creating anything."""
+    template = checks.load_template(checks.WAREHOUSE_TEMPLATE)
+    parameters = {**checks.FAKE_NETWORK, **network}
+    for name in [n for n, v in network.items() if v is None]:
+        del parameters[name]
+    lake, _ = checks.render_both()
+    with pytest.raises(checks.RenderError):
+        checks.render(template, parameters, checks.lake_exports(lake))
+    checks.render(template, checks.FAKE_NETWORK, checks.lake_exports(lake))  # the example passes
+
+
+def test_network_check_notices_a_default_subnet_list() -> None:
+    template = checks.load_template(checks.WAREHOUSE_TEMPLATE)
+    _, warehouse = checks.render_both()
+    assert checks.check_network(warehouse, template) == []
+    template["Parameters"]["SubnetIds"]["Default"] = ""
+    assert any("SubnetIds" in v for v in checks.check_network(warehouse, template))
+
+
 def test_every_check_has_a_mutation() -> None:
     assert {check for check, _, _ in MUTATIONS.values()} == set(CHECKS)
 
@@ -461,12 +671,12 @@ def test_allow_list_admits_only_listed_statements() -> None:
     lake, _ = checks.render_both()
     _add_statement(
         lake,
-        "GlueSessionPolicy",
+        "DbtRunnerPolicy",
         {"Sid": "ListSessions", "Effect": "Allow", "Action": "glue:ListSessions", "Resource": "*"},
     )
     assert checks.check_no_wildcard_resources(lake, {}) != []
     allowed = {
-        ("GlueSessionPolicy", "ListSessions"): "ListSessions has no resource-level permissions"
+        ("DbtRunnerPolicy", "ListSessions"): "ListSessions has no resource-level permissions"
     }
     assert checks.check_no_wildcard_resources(lake, allowed) == []
 
@@ -641,6 +851,7 @@ def test_project_parses_with_the_macro_on_the_prod_targets(tmp_path: Path) -> No
         **os.environ,
         **PROD_ENV,
         "LAKEHOUSE_GLUE_ROLE_ARN": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/example",
+        "LAKEHOUSE_GLUE_LOG_GROUP_PREFIX": "/aws-glue/sessions/lakehouse-example",
         "LAKEHOUSE_S3_LAKE_URI": "s3://example-bucket",
         "LAKEHOUSE_BRONZE_URI": "s3://example-bucket/bronze",
         "LAKEHOUSE_REDSHIFT_HOST": "example.123456789012.eu-west-1.redshift-serverless.example",
