@@ -628,8 +628,12 @@ class Card:
     key: str
     label: str
     raw: Any
-    text: str
     note: str
+    fmt: Callable[[Any], str] = fmt_int
+
+    @property
+    def text(self) -> str:
+        return self.fmt(self.raw)
 
 
 def headline_cards(totals: Row) -> list[Card]:
@@ -641,18 +645,12 @@ def headline_cards(totals: Row) -> list[Card]:
     first, last = totals["first_day"], totals["last_day"]
     span = "—" if first is None else str(first) if first == last else f"{first} → {last}"
     return [
-        Card("revenue", "Revenue", revenue, fmt_int(revenue), "sum of purchase amounts"),
-        Card("purchases", "Purchases", purchases, fmt_int(purchases), "purchase lines"),
-        Card(
-            "customers",
-            "Customers",
-            totals["customers"],
-            fmt_int(totals["customers"]),
-            "who bought",
-        ),
-        Card("products", "Products", totals["products"], fmt_int(totals["products"]), "sold"),
-        Card("days", "Days", totals["days"], fmt_int(totals["days"]), span),
-        Card("avg_basket", "Average purchase", basket, fmt_amount(basket), "revenue / purchases"),
+        Card("revenue", "Revenue", revenue, "sum of purchase amounts"),
+        Card("purchases", "Purchases", purchases, "purchase lines"),
+        Card("customers", "Customers", totals["customers"], "who bought"),
+        Card("products", "Products", totals["products"], "sold"),
+        Card("days", "Days", totals["days"], span),
+        Card("avg_basket", "Average purchase", basket, "revenue / purchases", fmt_amount),
     ]
 
 
