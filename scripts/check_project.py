@@ -388,13 +388,9 @@ def check_tests(project: Project) -> Iterator[Violation]:
     tested: set[str] = set()
     for test in project.tests.values():
         model = test.get("attached_node")
-        if not model:
-            model = next(iter(project.parents(test, "model")), None)
-        if not model:
-            continue
-        tested.add(model)
-        if test.get("config", {}).get("where"):
-            continue  # a filtered test does not make a key
+        tested.update([model] if model else project.parents(test, "model"))  # singular: all
+        if not model or test.get("config", {}).get("where"):
+            continue  # only a generic test on the model, unfiltered, makes a key
         column = (test.get("column_name") or "").strip('"`').lower()
         for macro in test["depends_on"]["macros"]:
             macros_by_column[model][column].add(macro.removeprefix("macro."))
