@@ -25,16 +25,17 @@ from pathlib import Path
 from bench import REPO_DIR
 
 
-def _git(*args: str, cwd: Path = REPO_DIR, env: dict[str, str] | None = None) -> str:
+def _git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+        ["git", *args], cwd=cwd or REPO_DIR, env=env, check=True, capture_output=True, text=True
     ).stdout.strip()
 
 
-def tree_id(tree: Path = REPO_DIR) -> str:
+def tree_id(tree: Path | None = None) -> str:
     """The git tree id of the files under `tree` that .gitignore does not ignore, as they are on
     disk. Written through a throw-away index, so neither the real index nor the stash changes;
     a folder outside any repository (the copy) gets a throw-away repository as well."""
+    tree = tree or REPO_DIR
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
         if tree != REPO_DIR:
