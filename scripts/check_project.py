@@ -9,8 +9,10 @@ per violation, `<rule>: <resource>: <what is wrong>`; exits 1 when there is any.
 `fct_*` are the evaluator's, under the name of the evaluator model that reports them, so its
 documentation explains each; `project_*` rules are ours.
 
-  structure      fct_model_naming_conventions, fct_model_directories
-  modeling       fct_direct_join_to_source, fct_marts_or_intermediate_dependent_on_source,
+  structure      fct_model_naming_conventions, fct_model_directories, fct_source_directories,
+                 fct_test_directories
+  modeling       fct_root_models, fct_duplicate_sources, fct_direct_join_to_source,
+                 fct_marts_or_intermediate_dependent_on_source,
                  fct_multiple_sources_joined, fct_source_fanout, fct_unused_sources,
                  fct_staging_dependent_on_staging, fct_hard_coded_references (sqlglot),
                  project_layers (marts read gold; gold reads silver and seeds)
@@ -186,6 +188,8 @@ def check_structure(project: Project) -> Iterator[Violation]:
                 model,
                 f"the name of a model of type {kind} starts with {' or '.join(prefixes)}",
             )
+        if not model["depends_on"]["nodes"]:
+            yield violation("fct_root_models", model, "reads no ref(), source() or seed")
         sources = project.parents(model, "source")
         if kind == "staging" and len(sources) == 1:
             source = project.sources[sources[0]]["source_name"]
@@ -195,6 +199,24 @@ def check_structure(project: Project) -> Iterator[Violation]:
                     model,
                     f"a staging model lives in a folder named for its source, {source}/",
                 )
+
+    staging = project.vars["staging_folder_name"]
+    relations: dict[str, list[str]] = defaultdict(list)
+    for source in project.sources.values():
+        relations[str(source.get("relation_name")).lower()].append(violation("", source, "").key)
+        folders = Path(source["original_file_path"]).parts[:-1]
+        if staging not in folders or source["source_name"] not in folders:
+            yield violation(
+                "fct_source_directories",
+                source,
+                f"a source is defined in {staging}/{source['source_name']}/, beside its staging "
+                "models",
+            )
+    for relation, keys in sorted(relations.items()):
+        if len(keys) > 1:
+            yield Violation(
+                "fct_duplicate_sources", f"relation {relation}", f"declared as {', '.join(keys)}"
+            )
 
 
 # --- modeling ----------------------------------------------------------------------------------
@@ -386,14 +408,25 @@ def output_columns(compiled_sql: str, dialect: str) -> list[str] | None:
 def check_tests(project: Project) -> Iterator[Violation]:
     macros_by_column: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     tested: set[str] = set()
+    misplaced: dict[str, set[str]] = defaultdict(set)
     for test in project.tests.values():
         model = test.get("attached_node")
         tested.update([model] if model else project.parents(test, "model"))  # singular: all
+        if model in project.models and test["original_file_path"].endswith((".yml", ".yaml")):
+            misplaced[model].add(test["original_file_path"])
         if not model or test.get("config", {}).get("where"):
             continue  # only a generic test on the model, unfiltered, makes a key
         column = (test.get("column_name") or "").strip('"`').lower()
         for macro in test["depends_on"]["macros"]:
             macros_by_column[model][column].add(macro.removeprefix("macro."))
+    for uid, files in sorted(misplaced.items()):
+        home = Path(project.models[uid]["original_file_path"]).parent
+        for where in sorted(f for f in files if Path(f).parent != home):
+            yield violation(
+                "fct_test_directories",
+                project.models[uid],
+                f"its tests are declared in {where}, not beside the model",
+            )
     key_tests = [set(combination) for combination in project.vars["primary_key_test_macros"]]
     for uid, model in project.models.items():
         columns = macros_by_column[uid].values()

@@ -177,6 +177,9 @@ PLANTED_MODELS = {
     "models/marts/mart_planted_excused.sql": """
         select product_id from {{ ref('dim_products') }}
     """,
+    "models/marts/mart_planted_root.sql": """
+        select 1 as planted_id
+    """,
     "models/silver/slv_planted_unexplained.sql": """
         select batch_id from {{ ref('slv_sales') }}
     """,
@@ -333,6 +336,8 @@ def test_project_structure_passes_on_the_project(
             "only a staging model reads a source",
         ),
         ("fct_source_fanout", "source bronze.walmart_sales_batches", "read by 2 models"),
+        ("fct_root_models", "mart_planted_root", "reads no ref(), source() or seed"),
+        ("fct_test_directories", "mart_planted_reads_silver", "in models/_planted__models.yml"),
         ("fct_model_naming_conventions", "top_products_without_prefix", "starts with mart_"),
         ("fct_model_naming_conventions", "slv_planted_hard_coded", "starts with stg_"),
         ("fct_sources_without_freshness", "source planted.events", "needs loaded_at_field"),
