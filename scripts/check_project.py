@@ -153,16 +153,19 @@ def layer_of(model: dict[str, Any]) -> str:
     return str(fqn[1]) if len(fqn) > 2 else ""
 
 
+def key_of(resource: dict[str, Any]) -> str:
+    """How an exception names a resource: `source.table` for a source table, else its name."""
+    if resource.get("resource_type") == "source":
+        return f"{resource['source_name']}.{resource['name']}"
+    return str(resource["name"])
+
+
 def violation(rule: str, resource: dict[str, Any], message: str) -> Violation:
     """A violation naming a model (name and file), a source table or an exposure."""
-    kind = resource.get("resource_type")
-    if kind == "source":
-        key = f"{resource['source_name']}.{resource['name']}"
-        return Violation(rule, f"source {key}", message, key)
-    if kind == "exposure":
-        return Violation(rule, f"exposure {resource['name']}", message, resource["name"])
-    name = f"{resource['name']} ({resource['original_file_path']})"
-    return Violation(rule, name, message, resource["name"])
+    key, kind = key_of(resource), resource.get("resource_type")
+    if kind in ("source", "exposure"):
+        return Violation(rule, f"{kind} {key}", message, key)
+    return Violation(rule, f"{key} ({resource['original_file_path']})", message, key)
 
 
 def meta_exceptions(resource: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +206,7 @@ def check_structure(project: Project) -> Iterator[Violation]:
     staging = project.vars["staging_folder_name"]
     relations: dict[str, list[str]] = defaultdict(list)
     for source in project.sources.values():
-        relations[str(source.get("relation_name")).lower()].append(violation("", source, "").key)
+        relations[str(source.get("relation_name")).lower()].append(key_of(source))
         folders = Path(source["original_file_path"]).parts[:-1]
         if staging not in folders or source["source_name"] not in folders:
             yield violation(
@@ -514,7 +517,7 @@ def check(project: Project, exceptions: list[dict[str, Any]] | None = None) -> l
                 message = f"gate_exceptions.{key} needs a reason"
                 problems.append(violation("exceptions", resource, message))
             else:
-                excused.add((META_EXCEPTIONS[key], violation("", resource, "").key))
+                excused.add((META_EXCEPTIONS[key], key_of(resource)))
     in_file = EXCEPTIONS_FILE.relative_to(PROJECT_DIR)
     for entry in exceptions or []:
         rule, resources = entry.get("rule", "?"), entry.get("resources") or []
