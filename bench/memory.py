@@ -1,10 +1,10 @@
 """Run a command and measure it: wall time, peak resident memory of its whole process tree, CPU.
 
-The peak is sampled, not computed: every ~100 ms the sampler walks /proc, finds the child and
-every descendant (the Spark JVM that pyspark starts is a grandchild of the `lakehouse` process),
-sums their VmRSS and keeps the largest sum. Summing RSS counts pages shared between processes
-(shared libraries) once per process, so the figure is an upper bound of what the tree really
-holds; a spike shorter than the sampling interval can be missed.
+The peak is sampled, not computed: every ~100 ms the sampler asks psutil for the child and every
+descendant (the Spark JVM that pyspark starts is a grandchild of the `lakehouse` process), sums
+their RSS and keeps the largest sum. Summing RSS counts pages shared between processes (shared
+libraries) once per process, so the figure is an upper bound of what the tree really holds; a
+spike shorter than the sampling interval can be missed.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.1
-PROC = Path("/proc")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CPUS = psutil.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -54,21 +55,17 @@ class Measurement:
         return others / (self.seconds * CPUS) if self.seconds else 0.0
 
 
-CPUS = os.cpu_count() or 1
-
-
 def machine_busy_seconds() -> float:
-    """CPU seconds the machine has spent busy since boot, all CPUs (from /proc/stat)."""
-    fields = [int(v) for v in (PROC / "stat").read_text().splitlines()[0].split()[1:9]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields) - idle) / CLOCK_TICKS
+    """CPU seconds the machine has spent busy since boot, all CPUs."""
+    times = psutil.cpu_times()._asdict()
+    # as /proc/stat counts: guest time is already inside user time; idle and iowait are not busy
+    not_busy = ("idle", "iowait", "guest", "guest_nice")
+    return float(sum(v for k, v in times.items() if k not in not_busy))
 
 
 def busy_share(interval_s: float = 1.0) -> float:
     """Share of all CPUs busy over the next `interval_s` seconds."""
-    before = machine_busy_seconds()
-    time.sleep(interval_s)
-    return (machine_busy_seconds() - before) / (interval_s * CPUS)
+    return float(psutil.cpu_percent(interval=interval_s)) / 100
 
 
 def wait_for_quiet(max_wait_s: float, threshold: float = 0.25, window_s: float = 3.0) -> float:
@@ -86,68 +83,38 @@ def wait_for_quiet(max_wait_s: float, threshold: float = 0.25, window_s: float =
 
 def loadavg() -> tuple[float, float, float]:
     """The 1, 5 and 15 minute load averages of the machine."""
-    one, five, fifteen = (PROC / "loadavg").read_text().split()[:3]
+    one, five, fifteen = psutil.getloadavg()
     return float(one), float(five), float(fifteen)
 
 
-def _process_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, user + system CPU ticks) of every process visible in /proc."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # the process ended while we looked
-            continue
-        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-        fields = stat[stat.rfind(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    return table
-
-
-def descendants(root: int, table: dict[int, tuple[int, int]] | None = None) -> list[int]:
-    """`root` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _) in (table or _process_table()).items():
-        children.setdefault(parent, []).append(pid)
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def rss_bytes(pid: int) -> int:
-    """VmRSS of one process (0 for a zombie or a process that is gone)."""
-    try:
-        for line in (PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 class TreeSampler(threading.Thread):
-    """Samples the resident memory of a process tree until stopped."""
+    """Samples the resident memory and CPU time of a process tree until stopped."""
 
     def __init__(self, root: int, interval: float = SAMPLE_INTERVAL_S) -> None:
         super().__init__(name=f"rss-sampler-{root}", daemon=True)
-        self.root = root
+        self.root = psutil.Process(root)
         self.interval = interval
         self.peak_bytes = 0
         self.max_processes = 0
-        self.cpu_ticks: dict[int, int] = {}
+        self.cpu_by_pid: dict[int, float] = {}
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
-        table = _process_table()
-        tree = descendants(self.root, table)
-        for pid in tree:
-            self.cpu_ticks[pid] = max(self.cpu_ticks.get(pid, 0), table.get(pid, (0, 0))[1])
-        self.peak_bytes = max(self.peak_bytes, sum(rss_bytes(pid) for pid in tree))
+        try:
+            tree = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:  # the command has ended
+            return
+        rss = 0
+        for process in tree:
+            try:
+                with process.oneshot():
+                    rss += process.memory_info().rss
+                    cpu = process.cpu_times()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                continue  # ended while we looked
+            seconds = cpu.user + cpu.system
+            self.cpu_by_pid[process.pid] = max(self.cpu_by_pid.get(process.pid, 0.0), seconds)
+        self.peak_bytes = max(self.peak_bytes, rss)
         self.max_processes = max(self.max_processes, len(tree))
 
     def run(self) -> None:
@@ -157,7 +124,7 @@ class TreeSampler(threading.Thread):
 
     @property
     def cpu_seconds(self) -> float:
-        return sum(self.cpu_ticks.values()) / CLOCK_TICKS
+        return sum(self.cpu_by_pid.values())
 
     def stop(self) -> None:
         self._stop_event.set()

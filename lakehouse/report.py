@@ -4,8 +4,10 @@
 (schema `marts`), draws six plotly charts and the key numbers as HTML tables, and writes
 `out_dir/insights.html`. plotly.js is inlined once in the page head, so the file opens offline.
 
-Every value that comes from the data is HTML-escaped, in the tables and in the chart labels
-(plotly renders its labels as pseudo-HTML and decodes the entities back for display).
+The page is the Jinja2 template `templates/insights.html.j2` (with `report.css`), rendered with
+autoescape: every value that comes from the data is escaped there. The chart labels are escaped
+here, with `esc`, because plotly renders its labels as pseudo-HTML (and decodes the entities back
+for display); the charts and plotly.js are the only markup the template takes as it is.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import duckdb
 import plotly.graph_objects as go
 import plotly.io as pio
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
@@ -239,7 +242,7 @@ order by ingest_date
 
 
 def esc(value: Any) -> str:
-    """Any value as escaped HTML text."""
+    """Any value as escaped HTML text, for plotly's labels (the template escapes the page)."""
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -590,8 +593,8 @@ def chart_daily_sales(rows: list[Row]) -> go.Figure:
     return _layout(fig, height=470, top=90, legend_y=1.14, barmode="stack", bargap=gap)
 
 
-def _figure_html(fig: go.Figure, div_id: str) -> str:
-    return str(
+def _figure_html(fig: go.Figure, div_id: str) -> Markup:
+    return Markup(
         pio.to_html(
             fig,
             full_html=False,
@@ -607,54 +610,48 @@ def _figure_html(fig: go.Figure, div_id: str) -> str:
 # HTML
 
 
-def html_table(table_id: str, columns: Sequence[Column], rows: Iterable[Row]) -> str:
-    """An escaped HTML table; numeric cells carry their raw value in data-value."""
-    head = "".join(
-        f'<th class="{"num" if c.numeric else "txt"}" scope="col">{esc(c.header)}</th>'
-        for c in columns
-    )
-    body = []
-    for row in rows:
-        cells = []
-        for c in columns:
-            value = row.get(c.key)
-            text = c.fmt(value) if value is not None else "—"
-            if c.numeric:
-                raw = "" if value is None else str(value)
-                cells.append(f'<td class="num" data-value="{esc(raw)}">{esc(text)}</td>')
-            else:
-                cells.append(f'<td class="txt">{esc(text)}</td>')
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    if not body:
-        body.append(f'<tr><td class="empty" colspan="{len(columns)}">no rows</td></tr>')
-    return (
-        f'<div class="table-wrap"><table id="{esc(table_id)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
+@dataclass(frozen=True)
+class Table:
+    """A table of a section: the template's `table` macro renders it, numeric cells with their
+    raw value in data-value."""
+
+    table_id: str
+    columns: Sequence[Column]
+    rows: Sequence[Row]
+    heading: str = ""
 
 
-def headline_cards(totals: Row) -> str:
-    """The key numbers as cards; each carries data-key and the raw data-value."""
+@dataclass(frozen=True)
+class Card:
+    """One key number: data-key, the raw data-value, and how it reads."""
+
+    key: str
+    label: str
+    raw: Any
+    note: str
+    fmt: Callable[[Any], str] = fmt_int
+
+    @property
+    def text(self) -> str:
+        return self.fmt(self.raw)
+
+
+def headline_cards(totals: Row) -> list[Card]:
+    """The key numbers shown as cards."""
     revenue, purchases = totals["revenue"], totals["purchases"]
     basket = (
         (Decimal(revenue) / Decimal(purchases)).quantize(Decimal("0.01")) if purchases else None
     )
     first, last = totals["first_day"], totals["last_day"]
     span = "—" if first is None else str(first) if first == last else f"{first} → {last}"
-    cards = (
-        ("revenue", "Revenue", revenue, fmt_int(revenue), "sum of purchase amounts"),
-        ("purchases", "Purchases", purchases, fmt_int(purchases), "purchase lines"),
-        ("customers", "Customers", totals["customers"], fmt_int(totals["customers"]), "who bought"),
-        ("products", "Products", totals["products"], fmt_int(totals["products"]), "sold"),
-        ("days", "Days", totals["days"], fmt_int(totals["days"]), span),
-        ("avg_basket", "Average purchase", basket, fmt_amount(basket), "revenue / purchases"),
-    )
-    return "".join(
-        f'<div class="card" data-key="{esc(key)}" data-value="{esc("" if raw is None else raw)}">'
-        f'<div class="card-label">{esc(label)}</div><div class="card-value">{esc(text)}</div>'
-        f'<div class="card-note">{esc(note)}</div></div>'
-        for key, label, raw, text, note in cards
-    )
+    return [
+        Card("revenue", "Revenue", revenue, "sum of purchase amounts"),
+        Card("purchases", "Purchases", purchases, "purchase lines"),
+        Card("customers", "Customers", totals["customers"], "who bought"),
+        Card("products", "Products", totals["products"], "sold"),
+        Card("days", "Days", totals["days"], span),
+        Card("avg_basket", "Average purchase", basket, "revenue / purchases", fmt_amount),
+    ]
 
 
 TOP_PRODUCT_COLUMNS = (
@@ -701,10 +698,20 @@ SEGMENT_COLUMNS = (
 
 @dataclass(frozen=True)
 class Section:
+    """One section of the page: a chart, and below it an optional table."""
+
     anchor: str
     title: str
     intro: str
-    body: str
+    chart: Markup
+    table: Table | None = None
+
+
+TEMPLATES = Environment(
+    loader=PackageLoader("lakehouse", "templates"),
+    autoescape=select_autoescape(default=True),
+    keep_trailing_newline=True,
+)
 
 
 def render_report(data: MartData, source: Path, generated: datetime) -> str:
@@ -718,10 +725,12 @@ def render_report(data: MartData, source: Path, generated: datetime) -> str:
             f"The {len(data.top_products)} best-selling products take {top_share:.1f} % of all "
             "revenue. Colour is the ABC class: A products make the first 80 % of revenue, B the "
             "next 15 %, C the rest.",
-            _figure_html(chart_top_products(data.top_products), CHART_IDS[0])
-            + f"<h3>Top {TOP_TABLE_ROWS}</h3>"
-            + html_table(
-                "table-top-products", TOP_PRODUCT_COLUMNS, data.top_products[:TOP_TABLE_ROWS]
+            _figure_html(chart_top_products(data.top_products), CHART_IDS[0]),
+            Table(
+                "table-top-products",
+                TOP_PRODUCT_COLUMNS,
+                data.top_products[:TOP_TABLE_ROWS],
+                f"Top {TOP_TABLE_ROWS}",
             ),
         ),
         Section(
@@ -738,8 +747,8 @@ def render_report(data: MartData, source: Path, generated: datetime) -> str:
             "Spend segment x frequency segment: each segment's share of customers next to its "
             "share of revenue. A revenue bar taller than the customer bar marks the segments "
             "worth more than their head count.",
-            _figure_html(chart_customer_segments(data.segments), CHART_IDS[2])
-            + html_table("table-segments", SEGMENT_COLUMNS, _sorted_segments(data.segments)),
+            _figure_html(chart_customer_segments(data.segments), CHART_IDS[2]),
+            Table("table-segments", SEGMENT_COLUMNS, _sorted_segments(data.segments)),
         ),
         Section(
             "markets",
@@ -758,9 +767,13 @@ def render_report(data: MartData, source: Path, generated: datetime) -> str:
                 else "predicted CLV appears once the lake holds enough days of history. "
             )
             + "The table lists the customers ranked highest by CLV.",
-            _figure_html(chart_clv_distribution(data.clv), CHART_IDS[4])
-            + f"<h3>Top {TOP_TABLE_ROWS} customers by CLV</h3>"
-            + html_table("table-top-customers", TOP_CUSTOMER_COLUMNS, data.top_customers),
+            _figure_html(chart_clv_distribution(data.clv), CHART_IDS[4]),
+            Table(
+                "table-top-customers",
+                TOP_CUSTOMER_COLUMNS,
+                data.top_customers,
+                f"Top {TOP_TABLE_ROWS} customers by CLV",
+            ),
         ),
         Section(
             "daily",
@@ -770,90 +783,11 @@ def render_report(data: MartData, source: Path, generated: datetime) -> str:
             _figure_html(chart_daily_sales(data.daily), CHART_IDS[5]),
         ),
     ]
-    nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in sections)
-    body = "".join(
-        f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2><p class="intro">{esc(s.intro)}</p>'
-        f"{s.body}</section>"
-        for s in sections
-    )
-    return PAGE.substitute(
+    return TEMPLATES.get_template("insights.html.j2").render(
         title="Insights report",
-        generated=esc(generated.strftime("%Y-%m-%d %H:%M:%S %Z")),
-        generated_iso=esc(generated.isoformat(timespec="seconds")),
-        source=esc(source),
+        generated=generated,
+        source=source,
         cards=headline_cards(data.totals),
-        nav=nav,
-        sections=body,
-        plotlyjs=get_plotlyjs(),
+        sections=sections,
+        plotlyjs=Markup(get_plotlyjs()),
     )
-
-
-CSS = """
-:root { --ink: #0f172a; --muted: #64748b; --line: #e2e8f0; --bg: #f8fafc; --accent: #2563eb; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--ink);
-       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", sans-serif; }
-header { background: #0f172a; color: #f8fafc; padding: 28px 0 22px; }
-header .meta { color: #cbd5e1; font-size: 13px; margin-top: 6px; }
-header code { color: #e2e8f0; word-break: break-all; }
-.wrap { max-width: 1240px; margin: 0 auto; padding: 0 24px; }
-h1 { margin: 0; font-size: 28px; font-weight: 650; letter-spacing: -0.01em; }
-h2 { margin: 0 0 6px; font-size: 20px; }
-h3 { margin: 22px 0 8px; font-size: 15px; color: var(--muted); text-transform: uppercase;
-     letter-spacing: 0.04em; }
-nav { display: flex; flex-wrap: wrap; gap: 6px 18px; margin-top: 14px; font-size: 13px; }
-nav a { color: #93c5fd; text-decoration: none; }
-nav a:hover { text-decoration: underline; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 14px;
-         margin: 22px 0 8px; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; }
-.card-label { color: var(--muted); font-size: 12px; text-transform: uppercase;
-              letter-spacing: 0.05em; }
-.card-value { font-size: 24px; font-weight: 650; font-variant-numeric: tabular-nums; }
-.card-note { color: var(--muted); font-size: 12px; }
-section { background: #fff; border: 1px solid var(--line); border-radius: 10px;
-          padding: 20px 22px; margin: 18px 0; }
-.intro { color: #334155; margin: 0 0 10px; max-width: 900px; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); }
-td { white-space: nowrap; }
-th { background: #f1f5f9; font-weight: 600; text-align: left; vertical-align: bottom; }
-th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tbody tr:nth-child(even) { background: #f8fafc; }
-tbody tr:hover { background: #eff6ff; }
-td.empty { color: var(--muted); text-align: center; }
-footer { color: var(--muted); font-size: 12px; padding: 10px 0 30px; }
-"""
-
-PAGE = Template(
-    """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="dbt-lakehouse lakehouse.report">
-<title>$title</title>
-<style>"""
-    + CSS
-    + """</style>
-<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
-<script type="text/javascript">$plotlyjs</script>
-</head>
-<body>
-<header><div class="wrap">
-<h1>$title</h1>
-<div class="meta">Generated <time datetime="$generated_iso">$generated</time>
- from <code id="source">$source</code> (schema marts)</div>
-<nav>$nav</nav>
-</div></header>
-<main class="wrap">
-<div class="cards" id="headline">$cards</div>
-$sections
-</main>
-<footer class="wrap">Built by <code>lakehouse report</code> from the dbt marts; every number
- comes from the warehouse above. Charts: plotly.js, embedded, works offline.</footer>
-</body>
-</html>
-"""
-)

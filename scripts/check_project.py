@@ -1,28 +1,39 @@
-"""The project's structure rules, checked on dbt's manifest (after dbt-project-evaluator).
+"""The project's structure rules, checked on dbt's manifest: dbt-project-evaluator's default
+rules that the project adopts (its hub package is unreachable here), plus the layering rule of
+this lakehouse.
 
     python scripts/check_project.py target/gates/*/manifest.json
 
 Reads one or more manifests (one per target, as `make check` compiles them) and prints one line
-per violation, `<rule>: <resource>: <what is wrong>`; exits 1 when there is any. The rules:
+per violation, `<rule>: <resource>: <what is wrong>`; exits 1 when there is any. Rules named
+`fct_*` are the evaluator's, under the name of the evaluator model that reports them, so its
+documentation explains each; `project_*` rules are ours.
 
-  naming          folder decides the prefix: silver stg_/slv_, gold fct_/dim_/int_, marts mart_
-  staging         every source table is read by exactly one model, a staging model (stg_), and a
-                  staging model reads exactly one source and nothing else
-  layers          no layer is skipped: marts ref only gold; gold refs only silver and seeds;
-                  silver reads only Bronze sources, silver and seeds
-  hard-coded      no relation named in a model's SQL outside ref()/source() (`from silver.x`)
-  docs            every model, source table and their columns have a description; every column
-                  the compiled SQL selects is documented, and every documented column is selected
-  primary-key     every model has unique + not_null on one column
-  contracts       every Gold model has an enforced contract and public access
-  freshness       every source table has a loaded_at field and a freshness threshold
+  structure      fct_model_naming_conventions, fct_model_directories, fct_source_directories,
+                 fct_test_directories
+  modeling       fct_root_models, fct_duplicate_sources, fct_direct_join_to_source,
+                 fct_marts_or_intermediate_dependent_on_source,
+                 fct_multiple_sources_joined, fct_source_fanout, fct_unused_sources,
+                 fct_staging_dependent_on_staging, fct_hard_coded_references (sqlglot),
+                 project_layers (marts read gold; gold reads silver, seeds and gold)
+  documentation  fct_undocumented_models, fct_undocumented_sources, fct_undocumented_source_tables
+                 (100% coverage), project_columns_documented (the columns the compiled SQL
+                 selects, read by sqlglot, are the documented ones)
+  testing        fct_missing_primary_key_tests, fct_test_coverage (100%),
+                 fct_sources_without_freshness
+  governance     fct_public_models_without_contract, fct_exposures_dependent_on_private_models,
+                 project_gold_public (every Gold model is public)
 
-Two rules take a written exception, kept beside the resource it excuses so it shows in the docs:
+The evaluator's vars configure it the way they configure the evaluator, under `vars:` in
+dbt_project.yml (model types by folder, prefixes per type, primary-key test macros); what is
+not set there takes the evaluator's default.
 
-    config:
-      meta:
-        gate_exceptions:
-          primary_key: "Grain is segment x segment; the combination is tested by ..."
+Exceptions are written down with their reason, never silently: in
+scripts/check_project_exceptions.yml (rule, resources, reason), which the gate also checks for
+entries that no longer excuse anything; or, for a primary-key or freshness exception that
+belongs beside its resource (and so shows in the docs), in the resource's YAML:
+
+    config: {meta: {gate_exceptions: {primary_key: "Grain is ...; tested by ..."}}}
     (sources: `meta: {gate_exceptions: {freshness: "..."}}` on the source table)
 """
 
@@ -38,15 +49,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Gold also holds the dimensions' incremental state (int_*, models/gold/intermediate/).
-LAYER_PREFIXES = {"silver": ("stg_", "slv_"), "gold": ("fct_", "dim_", "int_"), "marts": ("mart_",)}
-# What each layer may depend on: model layers by folder, plus "seed" and "source".
+import sqlglot
+import yaml  # type: ignore[import-untyped]
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.qualify import qualify
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+EXCEPTIONS_FILE = Path(__file__).with_name("check_project_exceptions.yml")
+
+# dbt-project-evaluator's defaults for the vars this check reads
+EVALUATOR_VARS: dict[str, Any] = {
+    "staging_folder_name": "staging",
+    "intermediate_folder_name": "intermediate",
+    "marts_folder_name": "marts",
+    "staging_prefixes": ["stg_"],
+    "intermediate_prefixes": ["int_"],
+    "marts_prefixes": ["fct_", "dim_"],
+    "other_prefixes": ["rpt_"],
+    "primary_key_test_macros": [
+        ["dbt.test_unique", "dbt.test_not_null"],
+        ["dbt_utils.test_unique_combination_of_columns"],
+    ],
+}
+MODEL_TYPES = ("staging", "intermediate", "marts")
+# Our layering: the folder a model lives in -> what it may read ("source", "seed", folders).
 ALLOWED_PARENTS = {
     "silver": {"source", "silver", "seed"},
+    # gold also reads gold: the dimensions sum their intermediate state, which reads fct_sales
     "gold": {"silver", "seed", "gold"},
     "marts": {"gold"},
 }
-EXCEPTION_RULES = ("primary_key", "freshness")
+# gate_exceptions keys accepted in a resource's meta, and the rule each excuses
+META_EXCEPTIONS = {
+    "primary_key": "fct_missing_primary_key_tests",
+    "freshness": "fct_sources_without_freshness",
+}
+DIALECTS = {"glue": "spark", "spark": "spark", "duckdb": "duckdb", "redshift": "redshift"}
+JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
+DBT_RELATION = "__dbt_relation__"
+EXPRESSION = re.compile(r"\{\{-?(?!\s*config\()")  # an expression that renders SQL, not config()
 
 
 @dataclass
@@ -54,6 +96,8 @@ class Violation:
     rule: str
     resource: str
     message: str
+    key: str = ""
+    """How an exception names the resource: a model's or exposure's name, `source.table`."""
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.resource}: {self.message}"
@@ -65,112 +109,165 @@ class Project:
 
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     tests: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    compiled: dict[str, str] = field(default_factory=dict)
+    exposures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dialects: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=lambda: dict(EVALUATOR_VARS))
 
     @classmethod
-    def load(cls, manifest_paths: Iterable[Path]) -> Project:
+    def load(cls, manifest_paths: Iterable[Path], project_dir: Path = PROJECT_DIR) -> Project:
         project = cls()
         for path in manifest_paths:
             manifest = json.loads(Path(path).read_text())
             package = manifest["metadata"].get("project_name", "lakehouse")
+            dialect = DIALECTS.get(manifest["metadata"].get("adapter_type", ""), "spark")
             for uid, node in manifest["nodes"].items():
-                kind = node["resource_type"]
                 if node.get("package_name") != package:
                     continue
-                if kind == "model":
+                if node["resource_type"] == "model":
                     project.models.setdefault(uid, node)
-                    if node.get("compiled_code"):
-                        project.compiled.setdefault(uid, node["compiled_code"])
-                elif kind == "test":
+                    project.dialects.setdefault(uid, dialect)
+                elif node["resource_type"] == "test":
                     project.tests.setdefault(uid, node)
-                elif kind == "seed":
-                    project.seeds.setdefault(uid, node)
-            for uid, source in manifest["sources"].items():
-                project.sources.setdefault(uid, source)
+            project.sources.update(manifest["sources"])
+            project.exposures.update(manifest.get("exposures", {}))
+        dbt_project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
+        declared = dbt_project.get("vars") or {}
+        project.vars.update({k: v for k, v in declared.items() if k in EVALUATOR_VARS})
         return project
+
+    def model_type(self, model: dict[str, Any]) -> str:
+        """The evaluator's model type: the first folder named as a type's folder var."""
+        folders = Path(model["original_file_path"]).parts[:-1]
+        for kind in MODEL_TYPES:
+            if self.vars[f"{kind}_folder_name"] in folders:
+                return kind
+        return "other"
+
+    def parents(self, model: dict[str, Any], kind: str) -> list[str]:
+        return [p for p in model["depends_on"]["nodes"] if p.split(".")[0] == kind]
 
 
 def layer_of(model: dict[str, Any]) -> str:
     """The layer folder of a model: models/<layer>/..."""
     fqn = model["fqn"]
-    return fqn[1] if len(fqn) > 2 else ""
+    return str(fqn[1]) if len(fqn) > 2 else ""
 
 
-def label(resource: dict[str, Any]) -> str:
-    """How a violation names a model (name and file) or a source table (source.table)."""
+def key_of(resource: dict[str, Any]) -> str:
+    """How an exception names a resource: `source.table` for a source table, else its name."""
     if resource.get("resource_type") == "source":
-        return f"source {resource['source_name']}.{resource['name']}"
-    return f"{resource['name']} ({resource['original_file_path']})"
+        return f"{resource['source_name']}.{resource['name']}"
+    return str(resource["name"])
 
 
-def gate_exception(resource: dict[str, Any], rule: str) -> str | None:
-    """The written reason a resource is excused from a rule, if any."""
+def violation(rule: str, resource: dict[str, Any], message: str) -> Violation:
+    """A violation naming a model (name and file), a source table or an exposure."""
+    key, kind = key_of(resource), resource.get("resource_type")
+    if kind in ("source", "exposure"):
+        return Violation(rule, f"{kind} {key}", message, key)
+    return Violation(rule, f"{key} ({resource['original_file_path']})", message, key)
+
+
+def meta_exceptions(resource: dict[str, Any]) -> dict[str, Any]:
     meta = {**resource.get("meta", {}), **resource.get("config", {}).get("meta", {})}
-    reason = (meta.get("gate_exceptions") or {}).get(rule)
-    return reason.strip() if isinstance(reason, str) and reason.strip() else None
+    exceptions = meta.get("gate_exceptions") or {}
+    return exceptions if isinstance(exceptions, dict) else {"?": exceptions}
 
 
-# --- the rules ---------------------------------------------------------------------------------
+def has_reason(reason: Any) -> bool:
+    return isinstance(reason, str) and bool(reason.strip())
 
 
-def check_naming(project: Project) -> Iterator[Violation]:
+# --- structure ---------------------------------------------------------------------------------
+
+
+def check_structure(project: Project) -> Iterator[Violation]:
     for model in project.models.values():
-        layer = layer_of(model)
-        prefixes = LAYER_PREFIXES.get(layer)
-        if prefixes is None:
-            yield Violation(
-                "naming",
-                label(model),
-                f"models live in models/silver, models/gold or models/marts, not in "
-                f"models/{layer or ''}",
+        kind = project.model_type(model)
+        prefixes = tuple(project.vars[f"{kind}_prefixes"])
+        if not model["name"].startswith(prefixes):
+            yield violation(
+                "fct_model_naming_conventions",
+                model,
+                f"the name of a model of type {kind} starts with {' or '.join(prefixes)}",
             )
-        elif not model["name"].startswith(prefixes):
+        if not model["depends_on"]["nodes"]:
+            yield violation("fct_root_models", model, "reads no ref(), source() or seed")
+        sources = project.parents(model, "source")
+        if kind == "staging" and len(sources) == 1:
+            source = project.sources[sources[0]]["source_name"]
+            if source not in Path(model["original_file_path"]).parts[:-1]:
+                yield violation(
+                    "fct_model_directories",
+                    model,
+                    f"a staging model lives in a folder named for its source, {source}/",
+                )
+
+    staging = project.vars["staging_folder_name"]
+    relations: dict[str, list[str]] = defaultdict(list)
+    for source in project.sources.values():
+        relations[str(source.get("relation_name")).lower()].append(key_of(source))
+        folders = Path(source["original_file_path"]).parts[:-1]
+        if staging not in folders or source["source_name"] not in folders:
+            yield violation(
+                "fct_source_directories",
+                source,
+                f"a source is defined in {staging}/{source['source_name']}/, beside its staging "
+                "models",
+            )
+    for relation, keys in sorted(relations.items()):
+        if len(keys) > 1:
             yield Violation(
-                "naming",
-                label(model),
-                f"a {layer} model's name starts with {' or '.join(prefixes)}",
+                "fct_duplicate_sources", f"relation {relation}", f"declared as {', '.join(keys)}"
             )
 
 
-def check_staging(project: Project) -> Iterator[Violation]:
+# --- modeling ----------------------------------------------------------------------------------
+
+
+def check_sources_and_staging(project: Project) -> Iterator[Violation]:
     readers: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for model in project.models.values():
-        for parent in model["depends_on"]["nodes"]:
-            if parent.startswith("source."):
-                readers[parent].append(model)
+        sources = project.parents(model, "source")
+        others = [p for p in model["depends_on"]["nodes"] if not p.startswith("source.")]
+        for uid in sources:
+            readers[uid].append(model)
+        if sources and others:
+            yield violation(
+                "fct_direct_join_to_source",
+                model,
+                "reads a source and other models; only a staging model reads a source",
+            )
+        if sources and project.model_type(model) != "staging":
+            yield violation(
+                "fct_marts_or_intermediate_dependent_on_source",
+                model,
+                "reads a source directly; only a staging model reads a source",
+            )
+        if len(sources) > 1:
+            yield violation(
+                "fct_multiple_sources_joined", model, f"reads {len(sources)} sources; one only"
+            )
+        if project.model_type(model) == "staging" and others:
+            names = ", ".join(p.split(".")[-1] for p in others)
+            yield violation(
+                "fct_staging_dependent_on_staging",
+                model,
+                f"a staging model reads its source and nothing else; it refs {names}",
+            )
     for uid, source in sorted(project.sources.items()):
-        name = label(source)
         models = readers.get(uid, [])
         if not models:
-            yield Violation("staging", name, "no staging model reads it (stg_<source>__<table>)")
+            yield violation(
+                "fct_unused_sources", source, "no staging model reads it (stg_<source>__<table>)"
+            )
         elif len(models) > 1:
             names = ", ".join(sorted(m["name"] for m in models))
-            yield Violation(
-                "staging",
-                name,
+            yield violation(
+                "fct_source_fanout",
+                source,
                 f"read by {len(models)} models ({names}); only by its staging model",
-            )
-        for model in models:
-            if not model["name"].startswith("stg_"):
-                yield Violation(
-                    "staging",
-                    label(model),
-                    f"reads {name} directly; only a staging model (stg_) reads a source",
-                )
-    for model in project.models.values():
-        if not model["name"].startswith("stg_"):
-            continue
-        parents = model["depends_on"]["nodes"]
-        sources = [p for p in parents if p.startswith("source.")]
-        others = [p.split(".")[-1] for p in parents if not p.startswith("source.")]
-        if len(sources) != 1 or others:
-            yield Violation(
-                "staging",
-                label(model),
-                f"a staging model reads exactly one source and nothing else; it reads "
-                f"{len(sources)} source(s)" + (f" and refs {', '.join(others)}" if others else ""),
             )
 
 
@@ -179,326 +276,284 @@ def check_layers(project: Project) -> Iterator[Violation]:
         layer = layer_of(model)
         allowed = ALLOWED_PARENTS.get(layer)
         if allowed is None:
+            yield violation(
+                "project_layers",
+                model,
+                f"models live in models/{', models/'.join(ALLOWED_PARENTS)}, not models/{layer}",
+            )
             continue
         for parent in model["depends_on"]["nodes"]:
-            kind = parent.split(".")[0]
-            if kind == "model":
-                parent_node = project.models.get(parent)
-                parent_layer = layer_of(parent_node) if parent_node else "?"
-                what = f"{parent_layer} model {parent.split('.')[-1]}"
-            else:
-                parent_layer = kind
-                what = f"{kind} {'.'.join(parent.split('.')[2:])}"
+            kind, name = parent.split(".")[0], ".".join(parent.split(".")[2:])
+            parent_node = project.models.get(parent)
+            parent_layer = layer_of(parent_node) if parent_node else kind
             if parent_layer not in allowed:
-                yield Violation(
-                    "layers",
-                    label(model),
-                    f"depends on {what}; a {layer} model may only read "
+                what = f"{parent_layer} model" if parent_node else kind
+                yield violation(
+                    "project_layers",
+                    model,
+                    f"depends on {what} {name}; a {layer} model may only read "
                     f"{', '.join(sorted(allowed))}",
                 )
 
 
 def check_hard_coded(project: Project) -> Iterator[Violation]:
-    for model in project.models.values():
+    for uid, model in project.models.items():
         if model.get("language", "sql") != "sql":
             continue
-        for name in hard_coded_relations(model["raw_code"]):
-            yield Violation(
-                "hard-coded",
-                label(model),
+        try:
+            names = hard_coded_relations(model["raw_code"], project.dialects[uid])
+        except SqlglotError as error:
+            yield violation("fct_hard_coded_references", model, f"SQL does not parse: {error}")
+            continue
+        for name in names:
+            yield violation(
+                "fct_hard_coded_references",
+                model,
                 f"reads `{name}` by name; use ref() or source() so dbt knows the dependency",
             )
 
 
+def hard_coded_relations(raw_code: str, dialect: str) -> list[str]:
+    """Tables a model's SQL reads that are neither a CTE nor a ref()/source() (which, like every
+    other Jinja expression, stand in as one placeholder identifier; Jinja statements go)."""
+    sql = JINJA.sub(lambda m: DBT_RELATION if EXPRESSION.match(m.group()) else " ", raw_code)
+    found: list[str] = []
+    for statement in sqlglot.parse(sql, dialect=dialect):
+        if statement is None:
+            continue
+        ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+        for table in statement.find_all(exp.Table):
+            name = ".".join(part.name for part in table.parts)
+            if not name or DBT_RELATION in name:
+                continue
+            if table.db or name.lower() not in ctes:
+                found.append(name)
+    return found
+
+
+# --- documentation -----------------------------------------------------------------------------
+
+
+def described(resource: dict[str, Any]) -> bool:
+    return bool(resource.get("description", "").strip())
+
+
 def check_docs(project: Project) -> Iterator[Violation]:
-    for model in project.models.values():
-        if not model.get("description", "").strip():
-            yield Violation("docs", label(model), "the model has no description")
+    for uid, model in project.models.items():
+        if not described(model):
+            yield violation("fct_undocumented_models", model, "the model has no description")
         documented = {}
         for column in model.get("columns", {}).values():
             documented[column["name"].lower()] = column
-            if not column.get("description", "").strip():
-                yield Violation("docs", label(model), f"column {column['name']} has no description")
-        compiled = project.compiled.get(model["unique_id"])
-        selected = output_columns(compiled) if compiled else None
+            if not described(column):
+                yield violation(
+                    "project_columns_documented",
+                    model,
+                    f"column {column['name']} has no description",
+                )
+        selected = output_columns(model.get("compiled_code") or "", project.dialects[uid])
         if selected is None:
             continue
         for column in selected:
             if column.lower() not in documented:
-                yield Violation(
-                    "docs", label(model), f"column {column} is selected but not documented"
+                yield violation(
+                    "project_columns_documented",
+                    model,
+                    f"column {column} is selected but not documented",
                 )
         selected_lower = {c.lower() for c in selected}
         for name, column in documented.items():
             if name not in selected_lower:
-                yield Violation(
-                    "docs",
-                    label(model),
+                yield violation(
+                    "project_columns_documented",
+                    model,
                     f"column {column['name']} is documented but the SQL does not select it",
                 )
+    undescribed_sources = set()
     for source in project.sources.values():
-        name = label(source)
-        if not source.get("description", "").strip():
-            yield Violation("docs", name, "the source table has no description")
-        for column in source.get("columns", {}).values():
-            if not column.get("description", "").strip():
-                yield Violation("docs", name, f"column {column['name']} has no description")
-
-
-def check_primary_keys(project: Project) -> Iterator[Violation]:
-    tested: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for test in project.tests.values():
-        metadata = test.get("test_metadata") or {}
-        column = test.get("column_name")
-        model = test.get("attached_node")
-        if metadata.get("name") in ("unique", "not_null") and column and model:
-            if test.get("config", {}).get("where"):
-                continue  # a filtered test does not make a key
-            tested[model][column.strip('"`').lower()].add(metadata["name"])
-    for uid, model in project.models.items():
-        keys = [c for c, tests in tested[uid].items() if {"unique", "not_null"} <= tests]
-        if keys or gate_exception(model, "primary_key"):
-            continue
-        yield Violation(
-            "primary-key",
-            label(model),
-            "no column has both unique and not_null tests (or write a reason under "
-            "config.meta.gate_exceptions.primary_key)",
-        )
-
-
-def check_contracts(project: Project) -> Iterator[Violation]:
-    for model in project.models.values():
-        # the intermediate state is read by the dimensions only: protected, no contract
-        if layer_of(model) != "gold" or model["name"].startswith("int_"):
-            continue
-        if not model["config"].get("contract", {}).get("enforced"):
-            yield Violation("contracts", label(model), "a Gold model's contract must be enforced")
-        if model.get("access") != "public":
-            yield Violation(
-                "contracts",
-                label(model),
-                f"a Gold model's access is public, not {model.get('access')}",
+        if not source.get("source_description", "").strip():
+            undescribed_sources.add(source["source_name"])
+        if not described(source):
+            yield violation(
+                "fct_undocumented_source_tables", source, "the source table has no description"
             )
+        for column in source.get("columns", {}).values():
+            if not described(column):
+                yield violation(
+                    "project_columns_documented",
+                    source,
+                    f"column {column['name']} has no description",
+                )
+    for name in sorted(undescribed_sources):
+        yield Violation("fct_undocumented_sources", f"source {name}", "no description", name)
 
 
-def check_freshness(project: Project) -> Iterator[Violation]:
-    for source in project.sources.values():
-        name = label(source)
-        if gate_exception(source, "freshness"):
+def output_columns(compiled_sql: str, dialect: str) -> list[str] | None:
+    """The names of the columns a model's compiled SQL selects (stars over CTEs expanded), or
+    None when that cannot be told without a database (`select *` from a relation)."""
+    if not compiled_sql.strip():
+        return None
+    try:
+        query = qualify(
+            sqlglot.parse_one(compiled_sql, dialect=dialect),
+            dialect=dialect,
+            validate_qualify_columns=False,
+            identify=False,
+        )
+    except SqlglotError:
+        return None
+    names = query.named_selects if isinstance(query, exp.Query) else []
+    return None if not names or "*" in names else list(names)
+
+
+# --- testing -----------------------------------------------------------------------------------
+
+
+def check_tests(project: Project) -> Iterator[Violation]:
+    macros_by_column: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    tested: set[str] = set()
+    misplaced: dict[str, set[str]] = defaultdict(set)
+    for test in project.tests.values():
+        model = test.get("attached_node")
+        tested.update([model] if model else project.parents(test, "model"))  # singular: all
+        if model in project.models and test["original_file_path"].endswith((".yml", ".yaml")):
+            misplaced[model].add(test["original_file_path"])
+        where = test.get("config", {}).get("where")
+        # only a generic test on the model makes a key: unfiltered, or scoped to the batches just
+        # built (__new_batches__, macros/test_scope.sql: keys embed the batch id, so per-batch
+        # uniqueness is uniqueness)
+        if not model or (where and where != "__new_batches__"):
             continue
+        column = (test.get("column_name") or "").strip('"`').lower()
+        for macro in test["depends_on"]["macros"]:
+            macros_by_column[model][column].add(macro.removeprefix("macro."))
+    for uid, files in sorted(misplaced.items()):
+        home = Path(project.models[uid]["original_file_path"]).parent
+        for where in sorted(f for f in files if Path(f).parent != home):
+            yield violation(
+                "fct_test_directories",
+                project.models[uid],
+                f"its tests are declared in {where}, not beside the model",
+            )
+    key_tests = [set(combination) for combination in project.vars["primary_key_test_macros"]]
+    for uid, model in project.models.items():
+        columns = macros_by_column[uid].values()
+        if not any(combination <= macros for combination in key_tests for macros in columns):
+            yield violation(
+                "fct_missing_primary_key_tests",
+                model,
+                "no primary-key test: unique + not_null on one column, or one of "
+                + ", ".join(" + ".join(c) for c in key_tests[1:]),
+            )
+        if uid not in tested:
+            yield violation("fct_test_coverage", model, "the model has no test")
+    for source in project.sources.values():
         freshness = source.get("freshness") or {}
         thresholds = [
             (freshness.get(level) or {}).get("count") for level in ("warn_after", "error_after")
         ]
         loaded_at = source.get("loaded_at_field") or source.get("loaded_at_query")
         if not any(thresholds) or not loaded_at:
-            yield Violation(
-                "freshness",
-                name,
-                "needs loaded_at_field and freshness warn_after/error_after (or a reason under "
-                "meta.gate_exceptions.freshness)",
+            yield violation(
+                "fct_sources_without_freshness",
+                source,
+                "needs loaded_at_field and freshness warn_after/error_after",
             )
 
 
-def check_exception_reasons(project: Project) -> Iterator[Violation]:
-    """An exception names a known rule and says why."""
-    for resource in [*project.models.values(), *project.sources.values()]:
-        meta = {**resource.get("meta", {}), **resource.get("config", {}).get("meta", {})}
-        exceptions = meta.get("gate_exceptions") or {}
-        if not isinstance(exceptions, dict):
-            exceptions = {"?": exceptions}
-        for rule, reason in exceptions.items():
-            name = label(resource)
-            if rule not in EXCEPTION_RULES:
-                yield Violation(
-                    "exceptions",
-                    name,
-                    f"gate_exceptions.{rule}: only {', '.join(EXCEPTION_RULES)} take an exception",
+# --- governance --------------------------------------------------------------------------------
+
+
+def check_governance(project: Project) -> Iterator[Violation]:
+    for model in project.models.values():
+        public = model.get("access") == "public"
+        if public and not model["config"].get("contract", {}).get("enforced"):
+            yield violation(
+                "fct_public_models_without_contract",
+                model,
+                "a public model's contract must be enforced",
+            )
+        # the dimensions' intermediate state (models/gold/intermediate) is protected on purpose
+        if layer_of(model) == "gold" and not public and not model["name"].startswith("int_"):
+            yield violation(
+                "project_gold_public", model, f"a Gold model is public, not {model.get('access')}"
+            )
+    for exposure in project.exposures.values():
+        for parent in project.parents(exposure, "model"):
+            access = project.models[parent].get("access") if parent in project.models else "?"
+            if access != "public":
+                yield violation(
+                    "fct_exposures_dependent_on_private_models",
+                    exposure,
+                    f"depends on {parent.split('.')[-1]}, which is {access}, not public",
                 )
-            elif not isinstance(reason, str) or not reason.strip():
-                yield Violation("exceptions", name, f"gate_exceptions.{rule} needs a reason")
 
 
 RULES = (
-    check_naming,
-    check_staging,
+    check_structure,
+    check_sources_and_staging,
     check_layers,
     check_hard_coded,
     check_docs,
-    check_primary_keys,
-    check_contracts,
-    check_freshness,
-    check_exception_reasons,
+    check_tests,
+    check_governance,
 )
 
 
-def check(project: Project) -> list[Violation]:
-    return [violation for rule in RULES for violation in rule(project)]
+# --- exceptions --------------------------------------------------------------------------------
 
 
-# --- reading SQL without a parser: enough to find relation names and selected columns ----------
-
-JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
-TOKEN = re.compile(r"[A-Za-z_][\w$]*(?:\s*\.\s*(?:[A-Za-z_][\w$]*|\*))*|\d+(?:\.\d+)?|\S")
-NOT_RELATIONS = {"values", "unnest", "lateral", "table"}
-
-
-def strip_sql(text: str) -> str:
-    """Drop comments, empty string literals, unquote identifiers (`x`, "x")."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        char = text[i]
-        if text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            out.append(" ")
-        elif char == "'":
-            i += 1
-            while i < n and text[i] != "'":
-                i += 2 if text[i] == "\\" else 1
-            i += 1
-            out.append("''")
-        elif char in '`"':
-            end = text.find(char, i + 1)
-            end = n if end < 0 else end
-            out.append(text[i + 1 : end])
-            i = end + 1
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
+def load_exceptions(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return list((yaml.safe_load(path.read_text()) or {}).get("exceptions") or [])
 
 
-def tokens(sql: str) -> list[str]:
-    return [re.sub(r"\s+", "", t) for t in TOKEN.findall(sql)]
-
-
-def cte_names(toks: list[str]) -> set[str]:
-    return {
-        toks[i - 1].lower()
-        for i in range(1, len(toks) - 1)
-        if toks[i].lower() == "as" and toks[i + 1] == "("
-    }
-
-
-def hard_coded_relations(raw_code: str) -> list[str]:
-    """Names read after FROM/JOIN in a query that are neither a CTE nor a ref()/source()."""
-    rendered = JINJA.sub(lambda m: " __dbt__ " if m.group().startswith("{{") else " ", raw_code)
-    sql = strip_sql(rendered)
-    toks = tokens(sql)
-    ctes = cte_names(toks)
-    found: list[str] = []
-    # One entry per open parenthesis: does it hold a query (a SELECT) or a function's arguments
-    # (extract(day from x), trim(both from x))?
-    in_query = [True]
-    for i, tok in enumerate(toks):
-        low = tok.lower()
-        if tok == "(":
-            in_query.append(False)
-        elif tok == ")":
-            if len(in_query) > 1:
-                in_query.pop()
-        elif low == "select":
-            in_query[-1] = True
-        elif low in ("from", "join") and in_query[-1] and i + 1 < len(toks):
-            name = toks[i + 1]
-            if name == "__dbt__" or name in ("(", "''") or name.lower() in NOT_RELATIONS:
-                continue
-            if not re.match(r"[A-Za-z_]", name):
-                continue
-            if "." in name or name.lower() not in ctes:
-                found.append(name)
-    return found
-
-
-def _split_top_level(toks: list[str]) -> list[list[str]]:
-    items: list[list[str]] = [[]]
-    depth = 0
-    for tok in toks:
-        if tok == "(":
-            depth += 1
-        elif tok == ")":
-            depth -= 1
-        if tok == "," and depth == 0:
-            items.append([])
-        else:
-            items[-1].append(tok)
-    return [item for item in items if item]
-
-
-def _cte_bodies(toks: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """The CTEs of a statement (name -> tokens of the body) and the main query's tokens."""
-    bodies: dict[str, list[str]] = {}
-    i = 0
-    if toks and toks[0].lower() == "with":
-        i = 1
-        while i + 2 < len(toks) and toks[i + 1].lower() == "as" and toks[i + 2] == "(":
-            name, start, depth, j = toks[i].lower(), i + 3, 1, i + 3
-            while j < len(toks) and depth:
-                depth += {"(": 1, ")": -1}.get(toks[j], 0)
-                j += 1
-            bodies[name] = toks[start : j - 1]
-            i = j + 1 if j < len(toks) and toks[j] == "," else j
-    return bodies, toks[i:]
-
-
-def _select_list(query: list[str], bodies: dict[str, list[str]], seen: int = 0) -> list[str] | None:
-    if not query or query[0].lower() != "select" or seen > 10:
-        return None
-    depth, end = 0, len(query)
-    for j, tok in enumerate(query[1:], start=1):
-        depth += {"(": 1, ")": -1}.get(tok, 0)
-        if depth == 0 and tok.lower() == "from":
-            end = j
-            break
-    items = _split_top_level(
-        [t for t in query[1:end] if t.lower() not in ("distinct", "all")][: end - 1]
-    )
-    columns: list[str] = []
-    for item in items:
-        if len(item) >= 2 and item[-2].lower() == "as":
-            columns.append(item[-1])
-        elif item == ["*"] and end + 2 == len(query) and query[end + 1].lower() in bodies:
-            inner = _select_list(bodies[query[end + 1].lower()], bodies, seen + 1)
-            if inner is None:
-                return None
-            columns += inner
-        elif len(item) == 1 and re.fullmatch(r"[A-Za-z_][\w$.]*", item[0]):
-            columns.append(item[0].split(".")[-1])
-        else:
-            return None  # a wildcard over a join or an unnamed expression: unknown
-    return columns
-
-
-def output_columns(compiled_sql: str) -> list[str] | None:
-    """The names of the columns a model's compiled SQL selects, or None when that cannot be
-    told without a database (e.g. `select *` from a relation)."""
-    bodies, main = _cte_bodies(tokens(strip_sql(compiled_sql)))
-    if main and main[-1] == ";":
-        main = main[:-1]
-    return _select_list(main, bodies)
+def check(project: Project, exceptions: list[dict[str, Any]] | None = None) -> list[Violation]:
+    """Every violation not excused, then every exception that is malformed or excuses nothing."""
+    found = [v for rule in RULES for v in rule(project)]
+    problems: list[Violation] = []
+    excused: set[tuple[str, str]] = set()
+    for resource in [*project.models.values(), *project.sources.values()]:
+        for key, reason in meta_exceptions(resource).items():
+            if key not in META_EXCEPTIONS:
+                message = f"gate_exceptions.{key}: only {', '.join(META_EXCEPTIONS)} take one"
+                problems.append(violation("exceptions", resource, message))
+            elif not has_reason(reason):
+                message = f"gate_exceptions.{key} needs a reason"
+                problems.append(violation("exceptions", resource, message))
+            else:
+                excused.add((META_EXCEPTIONS[key], key_of(resource)))
+    in_file = EXCEPTIONS_FILE.relative_to(PROJECT_DIR)
+    for entry in exceptions or []:
+        rule, resources = entry.get("rule", "?"), entry.get("resources") or []
+        if not has_reason(entry.get("reason")):
+            problems.append(Violation("exceptions", str(in_file), f"{rule}: needs a reason"))
+            continue
+        for key in resources:
+            if not any(v.rule == rule and v.key == key for v in found):
+                message = f"{rule} {key}: excuses nothing (fixed? delete the entry)"
+                problems.append(Violation("exceptions", str(in_file), message))
+            excused.add((rule, key))
+    return [v for v in found if (v.rule, v.key) not in excused] + problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("manifests", nargs="+", type=Path, help="manifest.json of each target")
+    parser.add_argument("--exceptions", type=Path, default=EXCEPTIONS_FILE)
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.manifests if not p.is_file()]
     if missing:
         print(f"no manifest at {', '.join(missing)}: run dbt parse/compile first", file=sys.stderr)
         return 2
     project = Project.load(args.manifests)
-    violations = check(project)
-    for violation in violations:
-        print(violation)
+    violations = check(project, load_exceptions(args.exceptions))
+    for v in violations:
+        print(v)
     print(
         f"check_project: {len(project.models)} models, {len(project.sources)} sources, "
-        f"{len(violations)} violation(s)",
+        f"{len(project.exposures)} exposures, {len(violations)} violation(s)",
         file=sys.stderr,
     )
     return 1 if violations else 0

@@ -168,14 +168,17 @@ PLANTED_MODELS = {
         with sales as (select * from silver.slv_sales)
         select sale_id from sales
     """,
-    "models/silver/slv_planted_reads_source.sql": """
+    "models/marts/mart_planted_reads_source.sql": """
         select batch_id from {{ source('bronze', 'walmart_sales_batches') }}
     """,
     "models/marts/top_products_without_prefix.sql": """
         select product_id from {{ ref('dim_products') }}
     """,
-    "models/silver/slv_planted_excused.sql": """
-        select batch_id from {{ ref('slv_sales') }}
+    "models/marts/mart_planted_excused.sql": """
+        select product_id from {{ ref('dim_products') }}
+    """,
+    "models/marts/mart_planted_root.sql": """
+        select 1 as planted_id
     """,
     "models/silver/slv_planted_unexplained.sql": """
         select batch_id from {{ ref('slv_sales') }}
@@ -203,7 +206,7 @@ PLANTED_YAML = """
           - name: sale_id
             description: Sale.
             data_tests: [unique, not_null]
-      - name: slv_planted_reads_source
+      - name: mart_planted_reads_source
         description: Not a staging model, reads a source.
         columns:
           - name: batch_id
@@ -216,15 +219,15 @@ PLANTED_YAML = """
             description: Product.
             data_tests: [unique, not_null]
 
-      - name: slv_planted_excused
-        description: No key test, with a written reason.
+      - name: mart_planted_excused
+        description: No test at all, with written reasons (here and in the exceptions file).
         config:
           meta:
             gate_exceptions:
-              primary_key: "Many rows per batch by design; the grain is tested elsewhere."
+              primary_key: "Many rows per product by design; the grain is tested elsewhere."
         columns:
-          - name: batch_id
-            description: Batch.
+          - name: product_id
+            description: Product.
       - name: slv_planted_unexplained
         description: No key test, with an exception but no reason.
         config:
@@ -242,6 +245,17 @@ PLANTED_YAML = """
           - name: events
             description: Events nobody stages.
 """
+# entries added to the copy's scripts/check_project_exceptions.yml
+PLANTED_EXCEPTIONS = """
+  - rule: fct_test_coverage
+    resources: [mart_planted_excused]
+    reason: A planted model, excused with a reason.
+  - rule: fct_model_naming_conventions
+    resources: [no_such_model]
+    reason: Excuses nothing.
+  - rule: fct_source_fanout
+    resources: [bronze.walmart_sales_batches]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +269,8 @@ def compiled_projects(
     for path, sql in PLANTED_MODELS.items():
         plant(planted, path, sql)
     plant(planted, "models/_planted__models.yml", PLANTED_YAML)
+    exceptions = planted / "scripts" / "check_project_exceptions.yml"
+    exceptions.write_text(exceptions.read_text() + PLANTED_EXCEPTIONS)
     select = ["--select", "path:models"]
     return {
         "clean": (
@@ -303,19 +319,33 @@ def test_project_structure_passes_on_the_project(
 @pytest.mark.parametrize(
     ("rule", "resource", "message"),
     [
-        ("layers", "mart_planted_reads_silver", "depends on silver model slv_sales"),
-        ("docs", "mart_planted_reads_silver", "column batch_id is selected but not documented"),
-        ("contracts", "dim_planted_no_contract", "contract must be enforced"),
-        ("docs", "slv_planted_undocumented", "the model has no description"),
-        ("primary-key", "slv_planted_undocumented", "no column has both unique and not_null"),
-        ("hard-coded", "slv_planted_hard_coded", "reads `silver.slv_sales` by name"),
-        ("staging", "slv_planted_reads_source", "only a staging model (stg_) reads a source"),
-        ("staging", "source bronze.walmart_sales_batches", "read by 2 models"),
-        ("naming", "top_products_without_prefix", "a marts model's name starts with mart_"),
-        ("freshness", "source planted.events", "needs loaded_at_field"),
-        ("staging", "source planted.events", "no staging model reads it"),
-        ("primary-key", "slv_planted_unexplained", "no column has both unique and not_null"),
+        ("project_layers", "mart_planted_reads_silver", "depends on silver model slv_sales"),
+        (
+            "project_columns_documented",
+            "mart_planted_reads_silver",
+            "column batch_id is selected but not documented",
+        ),
+        ("fct_public_models_without_contract", "dim_planted_no_contract", "must be enforced"),
+        ("fct_undocumented_models", "slv_planted_undocumented", "the model has no description"),
+        ("fct_missing_primary_key_tests", "slv_planted_undocumented", "no primary-key test"),
+        ("fct_test_coverage", "slv_planted_undocumented", "the model has no test"),
+        ("fct_hard_coded_references", "slv_planted_hard_coded", "reads `silver.slv_sales`"),
+        (
+            "fct_marts_or_intermediate_dependent_on_source",
+            "mart_planted_reads_source",
+            "only a staging model reads a source",
+        ),
+        ("fct_source_fanout", "source bronze.walmart_sales_batches", "read by 2 models"),
+        ("fct_root_models", "mart_planted_root", "reads no ref(), source() or seed"),
+        ("fct_test_directories", "mart_planted_reads_silver", "in models/_planted__models.yml"),
+        ("fct_model_naming_conventions", "top_products_without_prefix", "starts with mart_"),
+        ("fct_model_naming_conventions", "slv_planted_hard_coded", "starts with stg_"),
+        ("fct_sources_without_freshness", "source planted.events", "needs loaded_at_field"),
+        ("fct_unused_sources", "source planted.events", "no staging model reads it"),
+        ("fct_missing_primary_key_tests", "slv_planted_unexplained", "no primary-key test"),
         ("exceptions", "slv_planted_unexplained", "gate_exceptions.primary_key needs a reason"),
+        ("exceptions", "scripts/check_project_exceptions.yml", "no_such_model: excuses nothing"),
+        ("exceptions", "scripts/check_project_exceptions.yml", "fct_source_fanout: needs a reason"),
     ],
 )
 def test_project_structure_names_a_planted_violation(
@@ -326,7 +356,7 @@ def test_project_structure_names_a_planted_violation(
 
 
 def test_project_structure_accepts_an_exception_with_a_reason(planted_report: str) -> None:
-    assert "slv_planted_excused" not in planted_report
+    assert "mart_planted_excused" not in planted_report
 
 
 def test_dbt_parse_fails_on_a_ref_to_a_missing_model(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import select
 import signal
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import markupsafe
 import pytest
 
 from lakehouse.report import CHART_IDS, MARTS, ReportError, build_report
@@ -328,7 +330,7 @@ def test_escapes_every_value(tmp_path: Path) -> None:
     raw = '<script>alert("pwned")</script>'
     assert raw not in text
     assert "<script>alert(" not in text
-    assert html.escape(PAYLOAD) in text
+    assert str(markupsafe.escape(PAYLOAD)) in text  # the template's autoescape
     page = parse(text)
     # The escaped text reads back as the original value in every table that shows it.
     assert column(page, "table-top-products", "Product") == [PAYLOAD]
@@ -338,6 +340,15 @@ def test_escapes_every_value(tmp_path: Path) -> None:
     assert int(page.cards["revenue"]) == 300
     # Only our own script tags: the two in the head and one per chart.
     assert text.count("<script") == 2 + len(CHART_IDS)
+
+
+def test_templates_are_package_data() -> None:
+    """An installed (not editable) package carries the templates the report renders."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["lakehouse"]
+    templates = REPO / "lakehouse" / "templates"
+    shipped = {p for pattern in patterns for p in (REPO / "lakehouse").glob(pattern)}
+    assert {templates / "insights.html.j2", templates / "report.css"} <= shipped
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

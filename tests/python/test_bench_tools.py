@@ -1,0 +1,69 @@
+"""The benchmark's measuring tools: the code copy every run uses, and the process-tree meter.
+Light: no Spark, no dbt; a git repository in a temporary folder and a few short processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import memory, snapshot
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository with a commit, an uncommitted edit, an untracked and an ignored file."""
+    root = tmp_path / "repo"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "a.sql").write_text("select 1\n")
+    (root / ".gitignore").write_text("target/\n")
+    git(root, "init", "--quiet")
+    git(root, "add", ".")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "one")
+    (root / "models" / "a.sql").write_text("select 2\n")  # uncommitted
+    (root / "models" / "b.sql").write_text("select 3\n")  # untracked
+    (root / "target").mkdir()
+    (root / "target" / "manifest.json").write_text("{}")  # ignored output
+    monkeypatch.setattr(snapshot, "REPO_DIR", root)
+    return root
+
+
+def test_snapshot_is_the_working_tree_as_it_is(repo: Path, tmp_path: Path) -> None:
+    copy = snapshot.take(tmp_path / "copy")
+    assert (copy / "models" / "a.sql").read_text() == "select 2\n"
+    assert (copy / "models" / "b.sql").read_text() == "select 3\n"
+    assert not (copy / "target").exists() and not (copy / ".git").exists()
+    # the real index is untouched: b.sql is still untracked, a.sql still unstaged
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True
+    ).stdout
+    assert " M models/a.sql" in status and "?? models/b.sql" in status
+    # the fingerprint is the tree's id, the same for the tree and its copy
+    assert snapshot.fingerprint(copy) == "git-tree:" + snapshot.tree_id(repo)[:16]
+    (repo / "models" / "a.sql").write_text("select 4\n")
+    assert snapshot.fingerprint(copy) != "git-tree:" + snapshot.tree_id(repo)[:16]
+
+
+def test_meter_sees_a_grandchild(tmp_path: Path) -> None:
+    """The peak counts a process the command's child starts (as pyspark starts the JVM)."""
+    hold = f"{sys.executable} -c 'x = bytearray(150 * 2**20); import time; time.sleep(1)'"
+    measured = memory.run_measured(
+        ["sh", "-c", f"{hold}; true"], os.environ, tmp_path, tmp_path / "log.txt"
+    )
+    assert measured.returncode == 0
+    assert measured.peak_rss_bytes >= 150 * 2**20
+    assert measured.max_processes >= 2
+    assert measured.seconds >= 1 and measured.cpu_seconds > 0
+    assert len(memory.loadavg()) == 3
+
+
+def test_meter_reports_a_failure(tmp_path: Path) -> None:
+    measured = memory.run_measured(["sh", "-c", "exit 3"], os.environ, tmp_path, tmp_path / "l")
+    assert measured.returncode == 3
