@@ -176,7 +176,10 @@ def build_archives(profiles_file: Path, force: bool = False) -> Path | None:
 
     java = java_home() / "bin" / "java"
     if not _base_archive().is_file() or force:
-        subprocess.run([str(java), "-Xshare:dump"], check=True, capture_output=True)
+        dump = subprocess.run([str(java), "-Xshare:dump"], capture_output=True, text=True)
+        if dump.returncode != 0:
+            log.warning("no CDS base archive: java -Xshare:dump failed\n%s", dump.stdout[-2000:])
+            return None
     archive, launcher = spark_archive(), launcher_archive()
     if archive.is_file() and launcher.is_file() and not force:
         return archive
