@@ -1,0 +1,67 @@
+"""Class-data sharing for the Spark JVM (lakehouse/jvm.py): archives are tied to the exact jars,
+a stale or missing archive means no CDS option (never a broken start), and the archive `make
+setup` built is one the JVM really maps."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lakehouse import jvm
+
+
+@pytest.fixture
+def fake_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "spark-core.jar").write_bytes(b"core")
+    monkeypatch.setattr(jvm, "spark_jars", lambda: jars)
+    monkeypatch.setattr(jvm, "cds_dir", lambda: tmp_path / "cds")
+    base = tmp_path / "classes.jsa"
+    base.write_bytes(b"base")
+    monkeypatch.setattr(jvm, "_base_archive", lambda: base)
+    return jars
+
+
+def test_the_archive_name_changes_with_any_jar(fake_install: Path) -> None:
+    before = jvm.archive_key()
+    (fake_install / "iceberg.jar").write_bytes(b"new jar")
+    added = jvm.archive_key()
+    (fake_install / "iceberg.jar").write_bytes(b"another build of it")
+    changed = jvm.archive_key()
+    assert len({before, added, changed}) == 3
+
+
+def test_no_archive_for_these_jars_means_no_cds_option(fake_install: Path) -> None:
+    assert jvm.driver_java_options() == ""
+    assert "SharedArchiveFile" not in jvm.launcher_java_options()
+
+
+def test_an_archive_for_these_jars_is_used_quietly(fake_install: Path) -> None:
+    archive = jvm.spark_archive()
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"archive")
+    options = jvm.driver_java_options()
+    assert f"-XX:SharedArchiveFile={archive}" in options
+    # a mismatch found by the JVM itself falls back without a word in the build's output
+    assert "-Xshare:auto" in options and "-Xlog:cds=off" in options
+    (fake_install / "spark-core.jar").write_bytes(b"upgraded")  # the jars moved on
+    assert jvm.driver_java_options() == ""
+
+
+def test_the_archive_make_setup_built_is_mapped_by_the_jvm() -> None:
+    archive = jvm.spark_archive()
+    assert archive.is_file(), "make setup runs `lakehouse setup-jvm`, which builds it"
+    java = jvm.java_home() / "bin" / "java"
+    classpath = f"{jvm.spark_jars()}/*"
+    # -Xshare:on fails instead of falling back: the archive matches this JDK and class path
+    result = subprocess.run(
+        [str(java), f"-XX:SharedArchiveFile={archive}", "-Xshare:on", "-cp", classpath, "-version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sharing" in result.stderr
