@@ -99,7 +99,7 @@ class SparkMetastore:
                 "Location": str(location.get().toString()) if location.isDefined() else "",
             },
             "PartitionKeys": [c for c in columns if c["Name"] in partition_names],
-            "CreateTime": dt.datetime.fromtimestamp(table.createTime() / 1000, dt.timezone.utc),
+            "CreateTime": dt.datetime.fromtimestamp(table.createTime() / 1000, dt.UTC),
             "CatalogId": CATALOG_ID,
         }
         view_text = table.viewText()

@@ -56,9 +56,7 @@ class StandIn:
     def glue(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         handler = getattr(self, f"_glue_{operation}", None)
         if handler is None:
-            raise GlueError(
-                "InvalidAction", f"The stand-in does not implement Glue {operation}"
-            )
+            raise GlueError("InvalidAction", f"The stand-in does not implement Glue {operation}")
         result: dict[str, Any] = handler(body)
         return result
 
@@ -74,12 +72,8 @@ class StandIn:
             raise GlueError("ValidationException", "Id, Role and Command are required")
         with self._lock:
             if session_id in self.sessions:
-                raise GlueError(
-                    "AlreadyExistsException", f"Session {session_id} already exists"
-                )
-            session = GlueSession(
-                session_id, body, self.spark_factory, self.statement_timeout
-            )
+                raise GlueError("AlreadyExistsException", f"Session {session_id} already exists")
+            session = GlueSession(session_id, body, self.spark_factory, self.statement_timeout)
             self.sessions[session_id] = session
         answer = session.as_api()
         answer["Status"] = "PROVISIONING"  # what Glue answers to CreateSession
@@ -225,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
     standin: StandIn
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def _send(self, status: int, body: bytes, content_type: str, error_code: str = "") -> None:
@@ -265,7 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, json.dumps(answer).encode(), "application/json")
         except GlueError as error:
             self._error(error.status, error.code, error.message, content_type)
-        except Exception as error:  # noqa: BLE001 - a bug here is the service's 500
+        except Exception as error:
             log.exception("stand-in failed on %s", target or self.path)
             self._error(500, "InternalServiceException", f"{type(error).__name__}: {error}", "")
 

@@ -48,7 +48,7 @@ class GlueError(Exception):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _epoch_seconds(moment: dt.datetime | None) -> float:
@@ -146,7 +146,9 @@ class GlueSession:
         self.statements: list[Statement] = []
         self._ids = itertools.count()
         self._lock = threading.Lock()
-        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"glue-{session_id[:24]}")
+        self._runner = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"glue-{session_id[:24]}"
+        )
         timeout_minutes = request.get("Timeout")
         self.statement_timeout = min(
             statement_timeout, float(timeout_minutes) * 60 if timeout_minutes else statement_timeout
@@ -221,13 +223,13 @@ class GlueSession:
         import time
 
         remaining = statement.deadline - time.monotonic()
-        if remaining <= 0:
-            self._time_out(statement)
-        elif wait_seconds > 0:
+        if remaining <= 0 or (
             # Long poll: answer as soon as the statement ends (dbt-glue polls once a second).
-            if not statement.done.wait(min(wait_seconds, remaining)):
-                if statement.deadline - time.monotonic() <= 0:
-                    self._time_out(statement)
+            wait_seconds > 0
+            and not statement.done.wait(min(wait_seconds, remaining))
+            and statement.deadline - time.monotonic() <= 0
+        ):
+            self._time_out(statement)
         return statement
 
     def cancel(self, statement_id: int) -> None:
@@ -304,7 +306,7 @@ class GlueSession:
                     "Status": "ok",
                 },
             )
-        except BaseException as error:  # noqa: BLE001 - every failure is the statement's error
+        except BaseException as error:
             statement.finish(
                 "AVAILABLE",
                 {
@@ -324,10 +326,10 @@ def _run_code(code: str, namespace: dict[str, Any]) -> Any:
     last = tree.body[-1] if tree.body else None
     if isinstance(last, ast.Expr):
         tree.body = tree.body[:-1]
-        exec(compile(tree, "<statement>", "exec"), namespace)  # noqa: S102 - that is the service
+        exec(compile(tree, "<statement>", "exec"), namespace)
         expression = ast.Expression(last.value)
-        return eval(compile(expression, "<statement>", "eval"), namespace)  # noqa: S307
-    exec(compile(tree, "<statement>", "exec"), namespace)  # noqa: S102
+        return eval(compile(expression, "<statement>", "eval"), namespace)
+    exec(compile(tree, "<statement>", "exec"), namespace)
     return None
 
 

@@ -108,7 +108,9 @@ def session_factory(base: Any) -> Any:
         for key, value in applied.items():
             spark.conf.set(key, value)
         if replaced:
-            log.info("replaced by the stand-in's local equivalents: %s", ", ".join(sorted(replaced)))
+            log.info(
+                "replaced by the stand-in's local equivalents: %s", ", ".join(sorted(replaced))
+            )
         return spark
 
     return new_session
