@@ -199,7 +199,7 @@ class StandIn:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def shutdown(self) -> None:
         for session in list(self.sessions.values()):

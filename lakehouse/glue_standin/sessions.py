@@ -119,13 +119,43 @@ def _awsglue_stub() -> types.ModuleType:
     return package
 
 
+class _MissingPandas(types.ModuleType):
+    """What `import pandas` gives the statements' code when pandas is not installed.
+
+    Glue ships pandas and dbt-glue's preamble imports it, but uses it only with `use_arrow`
+    (results through S3), which the stand-in does not offer. Only the statements' own imports
+    get this (see `_statement_builtins`): PySpark itself still sees that pandas is missing.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        raise ModuleNotFoundError(
+            f"pandas.{name}: pandas is not installed next to the Glue stand-in "
+            "(dbt-glue needs it only for use_arrow, which the stand-in does not support)"
+        )
+
+
+def _statement_builtins() -> dict[str, Any]:
+    import builtins
+    import importlib.util
+
+    real_import = builtins.__import__
+    pandas_missing = importlib.util.find_spec("pandas") is None
+
+    def statement_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        if pandas_missing and name.split(".")[0] == "pandas":
+            return _MissingPandas("pandas")
+        return real_import(name, *args, **kwargs)
+
+    return {**builtins.__dict__, "__import__": statement_import}
+
+
 def install_awsglue_stub() -> None:
     if "awsglue" in sys.modules:
         return
     package = _awsglue_stub()
     sys.modules["awsglue"] = package
-    sys.modules["awsglue.utils"] = package.utils  # type: ignore[attr-defined]
-    sys.modules["awsglue.context"] = package.context  # type: ignore[attr-defined]
+    sys.modules["awsglue.utils"] = package.utils
+    sys.modules["awsglue.context"] = package.context
 
 
 class GlueSession:
@@ -155,12 +185,15 @@ class GlueSession:
         )
         self.conf = parse_conf(request.get("DefaultArguments", {}).get("--conf", ""))
         self.spark: Any = None
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.namespace: dict[str, Any] = {
+            "__name__": "__main__",
+            "__builtins__": _statement_builtins(),
+        }
         try:
             if spark_factory is not None:
                 self.spark = spark_factory(self.conf)
                 install_awsglue_stub()
-                from awsglue.context import GlueContext  # type: ignore[import-not-found]
+                from awsglue.context import GlueContext
 
                 self.namespace.update(
                     spark=self.spark,
