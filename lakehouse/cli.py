@@ -346,7 +346,7 @@ def rehearse_glue(statement_timeout: float | None) -> None:
         table.add_column(column)
     for line in result.lines:
         table.add_row(*line)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     if result.differences:
         console.print(f"[red]{len(result.differences)} difference(s)[/red]")
         for difference in result.differences:

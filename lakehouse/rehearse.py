@@ -317,6 +317,79 @@ def _number(value: Any) -> Any:
     return Decimal(str(value)) if value is not None else None
 
 
+# -- incremental behaviour on Glue -------------------------------------------------------------
+@dataclass(frozen=True)
+class GlueHistory:
+    """What the rehearsal lake held before a build: batches in Gold, snapshots per Gold table."""
+
+    batches: frozenset[str]
+    snapshots: dict[str, int]
+
+
+def glue_history(url: str) -> GlueHistory:
+    try:
+        locations = glue_gold_locations(url)
+    except Exception:  # no gold database yet: a first build
+        return GlueHistory(frozenset(), {})
+    con = _duckdb()
+    try:
+        snapshots = {
+            table: int(
+                con.execute(f"select count(*) from iceberg_snapshots('{path}')").fetchone()[0]
+            )
+            for table, path in locations.items()
+        }
+        batches: frozenset[str] = frozenset()
+        if "fct_sales" in locations:
+            rows = con.execute(
+                f"select distinct batch_id from iceberg_scan('{locations['fct_sales']}')"
+            ).fetchall()
+            batches = frozenset(str(r[0]) for r in rows)
+    finally:
+        con.close()
+    return GlueHistory(batches, snapshots)
+
+
+def incremental_gold_models(lake: Paths) -> list[str]:
+    """Gold models materialised incrementally, from the manifest of the Glue build."""
+    manifest_file = rehearsal_folder(lake) / "target" / "manifest.json"
+    nodes = json.loads(manifest_file.read_text())["nodes"].values()
+    return sorted(
+        n["alias"]
+        for n in nodes
+        if n["resource_type"] == "model"
+        and n["fqn"][1] == "gold"
+        and n["config"].get("materialized") == "incremental"
+    )
+
+
+def check_incremental_behaviour(
+    lake: Paths, url: str, before: GlueHistory, result: Comparison
+) -> None:
+    """What the local lake guarantees, checked on Glue: an incremental Gold table gains exactly
+    one snapshot when new batches arrived and none when nothing is new (a no-op build leaves its
+    metadata untouched), and no `_tmp` table is left in the catalog."""
+    after = glue_history(url)
+    new_batches = {e["batch_id"] for e in pipeline.bronze_ledger(lake)} - before.batches
+    for table in incremental_gold_models(lake):
+        if table not in before.snapshots:
+            continue  # first build: created, nothing to compare
+        added = after.snapshots.get(table, 0) - before.snapshots[table]
+        result.check(
+            f"{table}: snapshots added ({len(new_batches)} new batch(es))",
+            1 if new_batches else 0,
+            added,
+        )
+    client = glue_client(url)
+    leftovers = sorted(
+        f"{database}.{t['Name']}"
+        for database in ("silver", "gold")
+        for t in client.get_tables(DatabaseName=database)["TableList"]
+        if t["Name"].endswith("_tmp")
+    )
+    result.check("_tmp tables left in the catalog", [], leftovers)
+
+
 # -- the whole rehearsal -----------------------------------------------------------------------
 def local_lake_is_current(lake: Paths) -> bool:
     """The local lake's last build holds every batch of the Bronze ledger."""
@@ -351,12 +424,14 @@ def rehearse_glue(
     standin = start_standin(rehearsal_folder(lake), statement_timeout)
     try:
         log(f"Glue stand-in at {standin.url} (log: {standin.log_file})")
+        before = glue_history(standin.url)
         stage = time.perf_counter()
         run_glue_build(lake, standin.url)
         log(f"dbt build --target {GLUE_TARGET} on the stand-in: {time.perf_counter() - stage:.0f}s")
         result = Comparison()
         compare_gold(local_gold_locations(lake), glue_gold_locations(standin.url), result)
         compare_silver(lake, standin.url, result)
+        check_incremental_behaviour(lake, standin.url, before, result)
         return result
     finally:
         standin.stop()
