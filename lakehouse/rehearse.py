@@ -256,7 +256,8 @@ def _show(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.6f}"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= 48 else text[:45] + "..."
 
 
 def compare_gold(local: dict[str, str], glue: dict[str, str], result: Comparison) -> None:
