@@ -36,3 +36,20 @@
     {%- endif -%}
     {{ return(dbt_glue.get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates)) }}
 {% endmacro %}
+
+{#
+    dbt-glue builds an incremental model's new rows as an Iceberg table `<model>_tmp` next to it
+    and drops it only after a successful merge: a failed run leaves it in the catalog (where
+    Spectrum's gold schema shows it). On-run-end drops every one of them, whatever happened.
+#}
+{% macro drop_glue_tmp_tables() %}
+    {%- set statements = [] -%}
+    {%- set catalog = adapter.get_custom_iceberg_catalog_namespace() -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and node.config.materialized == 'incremental'
+        and node.config.enabled and node.config.file_format == 'iceberg' -%}
+        {%- set name = (catalog ~ '.' if catalog else '') ~ node.schema ~ '.' ~ node.alias ~ '_' ~ node.config.get('custom_temp_suffix', 'tmp') -%}
+        {%- do statements.append('drop table if exists ' ~ name ~ ' purge') -%}
+    {%- endfor -%}
+    {{ return(statements | join(';\n')) }}
+{% endmacro %}

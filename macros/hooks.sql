@@ -11,6 +11,9 @@
     {%- if execute and flags.WHICH in ['run', 'build'] and target.type == 'spark' -%}
         {%- do run_statements(publish_gold_manifest()) -%}
     {%- endif -%}
+    {%- if execute and target.type == 'glue' -%}
+        {%- do run_statements(drop_glue_tmp_tables()) -%}
+    {%- endif -%}
     select 1
 {% endmacro %}
 
