@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -32,6 +33,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     print(f"GLUE_STANDIN_URL={standin.url}", flush=True)
+    # Whoever started us reads stdout only up to that line: anything else written there later
+    # (by the JVM or a library) goes to stderr, so a full pipe can never block the stand-in.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     stopped.wait()
     standin.shutdown()
     sys.exit(0)
