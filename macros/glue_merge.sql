@@ -6,7 +6,9 @@
     Iceberg merge ignores `on_schema_change: 'fail'` (it only looks at append_new_columns and
     sync_all_columns). A root-project `get_merge_sql` wins over both dbt's and dbt-glue's, so it
     dispatches: every adapter but Glue gets dbt's own (which dispatches to spark__get_merge_sql as
-    before); Glue gets the same two guarantees as the local lake, then dbt-glue's own merge.
+    before); Glue gets the same two guarantees as the local lake, then dbt-glue's own merge
+    (`dbt.` names the internal packages flattened, the adapter's macros last, so on Glue
+    `dbt.get_merge_sql` is dbt-glue's).
     Shown by `lakehouse rehearse glue` (docs/design-notes.md).
 #}
 {% macro get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates=none) %}
@@ -34,7 +36,8 @@
         {{ log('No new rows for ' ~ target ~ ': nothing to merge', info=False) }}
         {{ return("select 'no new rows' as merge_skipped") }}
     {%- endif -%}
-    {{ return(dbt_glue.get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates)) }}
+    {#- `dbt.` is every internal package, the adapter's last: on Glue, dbt-glue's own merge. -#}
+    {{ return(dbt.get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates)) }}
 {% endmacro %}
 
 {#
