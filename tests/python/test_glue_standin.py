@@ -36,7 +36,7 @@ def client(standin: StandIn, service: str = "glue") -> Any:
         endpoint_url=standin.url,
         region_name="us-east-1",
         aws_access_key_id="test-fake-key",
-        aws_secret_access_key="test-fake-secret",
+        aws_secret_access_key="test-fake-secret",  # pragma: allowlist secret
     )
 
 
