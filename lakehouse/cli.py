@@ -9,6 +9,7 @@
     docs       the dbt docs site: one lineage graph, Bronze to the marts and exposures
     dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB ext.)
     env        the same wiring as shell exports, for calling `dbt` yourself
+    rehearse   rehearse a production build offline (`rehearse glue`: dbt-glue on a local stand-in)
 
 \b
 The dbt project is the current directory, or --project-dir / $DBT_PROJECT_DIR (as for dbt).
@@ -336,6 +337,49 @@ def env() -> None:
     """Print the environment the local targets need, as shell exports: eval "$(lakehouse env)"."""
     for key, value in engine_environment().items():
         click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@main.group()
+def rehearse() -> None:
+    """Rehearse a production build offline, against local stand-ins of the cloud services."""
+
+
+@rehearse.command("glue")
+@click.option(
+    "--statement-timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Seconds a Glue statement may run on the stand-in before it is cancelled (default 900).",
+)
+def rehearse_glue(statement_timeout: float | None) -> None:
+    """`dbt build --target prod_lake` through dbt-glue on a local Glue stand-in, on this home's
+    Bronze, then compare Gold and the Silver reconciliation with the local lake's build.
+
+    Exits 1 on any difference or failure, 3 when it refuses (empty Bronze, or an endpoint that
+    is not the stand-in: it never calls AWS)."""
+    from lakehouse.rehearse import RehearsalFailed, RehearsalRefused
+    from lakehouse.rehearse import rehearse_glue as run_rehearsal
+
+    try:
+        result = run_rehearsal(statement_timeout=statement_timeout, log=console.print)
+    except (RehearsalRefused, ProjectNotFound) as error:
+        console.print(f"[red]refused[/red] {error}")
+        sys.exit(ExitCode.REFUSED)
+    except (RehearsalFailed, pipeline.DbtFailed) as error:
+        console.print(f"[red]{error}[/red]")
+        sys.exit(ExitCode.BUILD_FAILED)
+    table = Table(title="Glue rehearsal: local lake vs dbt-glue on the stand-in", show_header=True)
+    for column in ("check", "local lake", "dbt-glue", ""):
+        table.add_column(column)
+    for line in result.lines:
+        table.add_row(*line)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    if result.differences:
+        console.print(f"[red]{len(result.differences)} difference(s)[/red]")
+        for difference in result.differences:
+            console.print(f"  {difference}")
+        sys.exit(ExitCode.BUILD_FAILED)
+    console.print("dbt-glue on the stand-in built the same Gold and Silver as the local lake")
 
 
 def _run_or_exit(action: Callable[[], Any]) -> None:

@@ -32,7 +32,7 @@
         nothing for the hook to run. -#}
     {%- set location = var('bronze_location') -%}
     {%- set schema = generate_schema_name('bronze', none) -%}
-    {%- do run_query('create database if not exists ' ~ schema) -%}
+    {%- do run_statements('create database if not exists ' ~ schema) -%}
     {%- call statement('bronze_sales_table') -%}
     create table if not exists {{ schema }}.walmart_sales (
         {%- for column in bronze_columns() %}
@@ -60,7 +60,7 @@
     using json
     location '{{ location }}/_ledger/walmart_sales'
     {%- endcall -%}
-    {%- do run_query('refresh table ' ~ schema ~ '.walmart_sales_batches') -%}
+    {%- do run_statements('refresh table ' ~ schema ~ '.walmart_sales_batches') -%}
     {%- do register_bronze_partitions(schema) -%}
     {{ return('') }}
 {% endmacro %}
@@ -83,6 +83,6 @@
         {%- endif -%}
     {%- endfor -%}
     {%- if missing -%}
-        {%- do run_query('alter table ' ~ schema ~ '.walmart_sales add if not exists ' ~ missing | join(' ')) -%}
+        {%- do run_statements('alter table ' ~ schema ~ '.walmart_sales add if not exists ' ~ missing | join(' ')) -%}
     {%- endif -%}
 {% endmacro %}

@@ -12,6 +12,9 @@
         and gold_changed(results) -%}
         {%- do run_statements(publish_gold_manifest()) -%}
     {%- endif -%}
+    {%- if execute and target.type == 'glue' -%}
+        {%- do run_statements(drop_glue_tmp_tables()) -%}
+    {%- endif -%}
     select 1
 {% endmacro %}
 
@@ -27,8 +30,24 @@
 
 {#- Spark runs one statement per call. -#}
 {% macro run_statements(sql) %}
+    {{ return(adapter.dispatch('run_statements', 'lakehouse')(sql)) }}
+{% endmacro %}
+
+{% macro default__run_statements(sql) %}
     {%- for statement in sql.split(';') if statement.strip() -%}
         {%- do run_query(statement) -%}
+    {%- endfor -%}
+{% endmacro %}
+
+{#-
+    dbt-glue cannot fetch the result of a statement that returns no columns: its SqlWrapper2
+    answers `"results": null` and the cursor's fetchall iterates it (TypeError: 'NoneType' object
+    is not iterable), so `run_query('create database ...')` fails on Glue. Execute without fetching.
+    Shown by `lakehouse rehearse glue` (docs/design-notes.md).
+-#}
+{% macro glue__run_statements(sql) %}
+    {%- for statement in sql.split(';') if statement.strip() -%}
+        {%- do adapter.execute(statement, fetch=False) -%}
     {%- endfor -%}
 {% endmacro %}
 
