@@ -124,6 +124,8 @@ def glue_environment(lake: Paths, url: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "LAKEHOUSE_GLUE_ROLE_ARN": f"arn:aws:iam::{FAKE_ACCOUNT}:role/glue-standin",
         "LAKEHOUSE_S3_LAKE_URI": (folder / "lake").as_uri(),
+        # the profile passes it to Glue as --custom-logGroup-prefix; the stand-in logs locally
+        "LAKEHOUSE_GLUE_LOG_GROUP_PREFIX": "/aws-glue/sessions/lakehouse-rehearsal",
         # Bronze as landed in this home (the default of var bronze_location).
         "LAKEHOUSE_BRONZE_URI": str(lake.bronze),
         "DBT_TARGET_PATH": str(folder / "target"),
