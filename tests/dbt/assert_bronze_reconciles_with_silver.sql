@@ -1,6 +1,6 @@
 -- For every committed batch: the rows the ledger says landed = the rows Bronze holds
 -- = valid Silver rows + rejected rows. Nothing lost, nothing duplicated.
-{{ config(tags=['lake'], enabled=target.type in ['spark', 'glue']) }}
+{{ config(tags=['lake']) }}
 
 with ledger as (
 
