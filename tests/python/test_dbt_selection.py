@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.python.dbt_faults import DOCS_PAGE, all_faults, render_docs
 from tests.python.support import run_lakehouse
 
 TEST_TYPES = ("test", "unit_test")
@@ -108,3 +109,20 @@ def test_selecting_a_model_never_pulls_a_test_of_the_other_engine(
     _, enabled, _ = _listing(home, target)
     # the engines' enabled sets are disjoint (test above), so this is "none of the other's"
     assert selected <= enabled, sorted(selected - enabled)
+
+
+@pytest.mark.parametrize("target", ["lake", "warehouse"])
+def test_every_enabled_data_test_has_a_planted_fault(home: Path, target: str) -> None:
+    """Each test of the build is in the fault catalogue that test_dbt_fault_injection plants."""
+    nodes = json.loads((home / target / "manifest.json").read_text())["nodes"]
+    _, enabled, _ = _listing(home, target)
+    data_tests = {nodes[uid]["name"] for uid in enabled if uid in nodes}
+    catalogued = {fault.test for engine, _, fault in all_faults() if engine == target}
+    assert sorted(data_tests - catalogued) == [], "tests without a planted fault"
+    assert sorted(catalogued - data_tests) == [], "faults for tests that do not exist"
+
+
+def test_the_docs_page_lists_the_fault_catalogue() -> None:
+    assert DOCS_PAGE.read_text() == render_docs(), (
+        "docs/dbt-tests.md is stale: python -m tests.python.dbt_faults"
+    )
