@@ -588,9 +588,10 @@ def faulty_view_sql(relation: Relation, intact: str, columns: list[str]) -> str:
     ]
     for fault in relation.faults:
         if fault.kind == "dup":
-            body.append(
-                f"select {select(fault.changes, in_place=False)} from numbered where _fault_row = 1"
-            )
+            for changes in (fault.changes, *fault.more_rows):
+                body.append(
+                    f"select {select(changes, in_place=False)} from numbered where _fault_row = 1"
+                )
     return (
         f"with numbered as (select *, row_number() over (order by {relation.key}) as _fault_row "
         f"from {intact})\n" + "\nunion all\n".join(body)
