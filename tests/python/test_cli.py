@@ -119,3 +119,23 @@ def test_no_dbt_project_is_refused_with_exit_3(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == ExitCode.REFUSED, result.stderr
+
+
+def test_a_failed_dbt_command_exits_1(tmp_path: Path) -> None:
+    # DuckDB only (no Spark): dbt fails on a macro that does not exist
+    result = run_lakehouse(
+        tmp_path / "lake",
+        "dbt",
+        "run-operation",
+        "no_such_macro",
+        "--target",
+        "warehouse",
+        check=False,
+    )
+    assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
+    assert "`dbt run-operation no_such_macro --target warehouse` failed" in _said(result)
+
+
+def test_report_without_a_warehouse_exits_1(tmp_path: Path) -> None:
+    result = run_lakehouse(tmp_path / "lake", "report", check=False)
+    assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
