@@ -131,6 +131,7 @@ def test_a_failed_dbt_command_exits_1(tmp_path: Path) -> None:
         "--target",
         "warehouse",
         check=False,
+        extra_env={"DBT_TARGET_PATH": str(tmp_path / "target")},
     )
     assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
     assert "`dbt run-operation no_such_macro --target warehouse` failed" in _said(result)
