@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.python.lakehouse_story import (
+    CONFLICTS_ENV,
     DAY1,
     DAY2,
     DAY3,
@@ -104,11 +105,13 @@ def test_parquet_lake_in_a_second_home_agrees_and_leaves_the_first_alone(
     story: Story, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     home = tmp_path_factory.mktemp("parquet-lake")
+    # the same real + generated rows as the story's day 2, so the same demographic conflicts
+    allowed = {CONFLICTS_ENV: str(story.day2_conflicts_expected)}
     run_lakehouse(home, "ingest", str(story.real_rows), "--ingest-date", DAY1)
-    run_lakehouse(home, "build", "--format", "parquet")
+    run_lakehouse(home, "build", "--format", "parquet", extra_env=allowed)
     first_day = observe(home).fct_by_date
     run_lakehouse(home, "ingest", str(story.day2_csv), "--ingest-date", DAY2)
-    run_lakehouse(home, "build", "--format", "parquet")
+    run_lakehouse(home, "build", "--format", "parquet", extra_env=allowed)
     parquet = observe(home)
 
     # insert_overwrite replaced only the new date's partition
