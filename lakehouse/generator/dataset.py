@@ -9,8 +9,10 @@ How a dataset is built, all vectorised with numpy (no per-row Python):
 1. Users. ``rows * 5,891 / 550,068`` users (93.4 rows each, as in the real file), with ids from
    1000001 and a few gaps (the real 5,891 users span 1000001..1006040). Each user's demographics
    (gender, age, occupation, city, stay, marital status) are one profile of the head's 3,908 real
-   users, drawn by systematic sampling from the profile table re-weighted to the published
-   users-by-gender/age/city/marital counts. A user keeps them on every row; no minor is married.
+   users, from the profile table re-weighted to the published users-by-gender/age/city/marital
+   counts, picked by the user id alone (a Weyl sequence over the ids, as even as systematic
+   sampling): the same User_ID has the same demographics whatever the seed, size or run, so
+   separately generated files can be landed together. No minor is married.
 2. Rows per user: a minimum of 6 plus a log-normal amount, softly capped near 1,026 (the real
    min and max), scaled by one factor per (gender, value) cell of the five published
    gender-by-attribute row tables, fitted by iterative proportional fitting. Every row marginal
@@ -20,7 +22,8 @@ How a dataset is built, all vectorised with numpy (no per-row Python):
 3. Products. ``3,631 * sqrt(rows / 550,068)`` products (Heaps-like sub-linear growth), at least
    min(rows, 400) so that small files still have a catalogue wider than a heavy user's basket, and
    at most 2 x 3,626 + 5 so that ids stay in the real `P00nnnn42` style; split over categories
-   like the real catalogue. Each product has one category, a log-normal popularity (the top
+   like the real catalogue. Each product has one category, a function of its id alone (each id
+   number belongs to one category for ever), a log-normal popularity (the top
    ones bending towards 27% of users), and per gender an exact number of rows: the published
    gender-by-category row table, scaled.
 4. Who bought what: per gender, the users' row slots (user after user) are matched with the
@@ -319,26 +322,7 @@ def _profile_weights() -> tuple[npt.NDArray[np.int8], F64]:
     return table, weights
 
 
-def _systematic_counts(rng: np.random.Generator, expected: F64) -> I64:
-    """Integers with the given expectations and their exact (rounded) sum: systematic sampling."""
-    cumulative = np.concatenate(([0.0], np.cumsum(expected)))
-    points = np.floor(cumulative + rng.random())
-    return np.diff(points).astype(np.int64)
-
-
 def _sample_users(rng: np.random.Generator, count: int) -> _Users:
-    table, weights = _profile_weights()
-    order = rng.permutation(weights.size)
-    picks = _systematic_counts(rng, weights[order] * count)
-    chosen = np.repeat(order, picks)
-    # floating-point slack can leave the total one off: trim or top up at random
-    if chosen.size > count:
-        chosen = rng.choice(chosen, count, replace=False)
-    elif chosen.size < count:
-        extra = rng.choice(weights.size, count - chosen.size, p=weights)
-        chosen = np.concatenate((chosen, extra))
-    rng.shuffle(chosen)
-
     span = max(count, round(count * wp.USER_ID_SPAN / wp.FULL_USERS))
     if count <= 2 or span == count:
         offsets = np.arange(count, dtype=np.int64)
@@ -350,7 +334,25 @@ def _sample_users(rng: np.random.Generator, count: int) -> _Users:
     ids = wp.USER_ID_FIRST + offsets
     if int(ids[-1]) > 9_999_999:
         raise ValueError("too many rows: user ids would pass 9,999,999")
-    return _Users(ids=ids, attributes=table[chosen])
+    return _Users(ids=ids, attributes=_demographics_of(ids))
+
+
+# Irrational step of the sequence that turns a user id into a point of [0, 1) (Weyl sequence):
+# consecutive ids spread evenly over [0, 1), as systematic sampling does.
+_USER_ID_STEP: Final = (math.sqrt(5) - 1) / 2
+
+
+def _demographics_of(ids: I64) -> npt.NDArray[np.int8]:
+    """Each user's demographics, a function of the user id alone (not of the seed, the size or
+    the run): files generated separately agree on every user they share, as a real store's files
+    do, so they can be landed together. The id's point of the Weyl sequence picks one profile of
+    the re-weighted profile table by inverse CDF, so a run of ids matches the weights as closely
+    as systematic sampling did."""
+    table, weights = _profile_weights()
+    points = np.modf((ids - wp.USER_ID_FIRST).astype(np.float64) * _USER_ID_STEP + 0.5)[0]
+    cumulative = np.cumsum(weights)
+    chosen = np.minimum(np.searchsorted(cumulative, points, side="right"), weights.size - 1)
+    return table[chosen]
 
 
 # ------------------------------------------------------------------------------- rows per user
@@ -599,20 +601,56 @@ def _top_tiers(
 
 def _product_ids(rng: np.random.Generator, per_category: I64) -> tuple[str, ...]:
     """`P00` + 4-digit number + `42` (a few `P00` + 3-digit + `42`) for categories 1-18, and
-    `P0037` + 4 digits not ending in 42 for categories 19-20, like the real ids."""
+    `P0037` + 4 digits not ending in 42 for categories 19-20, like the real ids; in category
+    order (the products of category 1 first).
+
+    A product's category is a function of its id alone (not of the seed or the size): every id
+    number belongs to one category (`_id_categories`), and a category draws its products from
+    the lowest numbers it owns. Files generated separately therefore agree on every product they
+    share, as a real store's files do."""
     main = int(per_category[:18].sum())
-    special = int(per_category[18:].sum())
     five = min(round(main * wp.FIVE_DIGIT_PRODUCT_SHARE), 902)
-    six = main - five
-    span = min(9_999, max(six, round(six * wp.PRODUCT_NUMBER_SPAN / 3_626)))
-    numbers = np.sort(rng.choice(np.arange(1, span + 1), six, replace=False))
-    short = np.sort(rng.choice(np.arange(98, 1_000), five, replace=False))
-    ids = [f"P00{n:04d}42" for n in numbers] + [f"P00{n:03d}42" for n in short]
-    order = rng.permutation(main)
-    main_ids = [ids[i] for i in order]
-    pool = np.array([n for n in range(10_000) if n % 100 != 42])
-    tail = rng.choice(pool, special, replace=False)
-    return (*main_ids, *(f"P0037{n:04d}" for n in tail))
+    five_per_category = _largest_remainder(five, per_category[:18].astype(np.float64))
+    six_numbers = np.arange(1, 10_000)
+    five_numbers = np.arange(98, 1_000)
+    six_owner = _id_categories(six_numbers.size, wp.PRODUCTS_PER_CATEGORY[:18])
+    five_owner = _id_categories(five_numbers.size, wp.PRODUCTS_PER_CATEGORY[:18])
+    ids: list[str] = []
+    for c in range(18):
+        short = _draw_owned(rng, five_numbers[five_owner == c], int(five_per_category[c]))
+        long = _draw_owned(rng, six_numbers[six_owner == c], int(per_category[c]) - short.size)
+        names = [f"P00{n:04d}42" for n in long] + [f"P00{n:03d}42" for n in short]
+        ids += [names[i] for i in rng.permutation(len(names))]
+    tail_numbers = np.array([n for n in range(10_000) if n % 100 != 42])
+    tail_owner = _id_categories(tail_numbers.size, wp.PRODUCTS_PER_CATEGORY[18:])
+    for c in range(2):
+        chosen = _draw_owned(rng, tail_numbers[tail_owner == c], int(per_category[18 + c]))
+        ids += [f"P0037{n:04d}" for n in chosen]
+    return tuple(ids)
+
+
+def _id_categories(size: int, products: Sequence[int]) -> npt.NDArray[np.int64]:
+    """The category owning each of `size` id numbers, fixed for ever: the categories interleave
+    in proportion to their real product counts (every category owning at least 1% of the numbers,
+    so that small ones have room), as a stride scheduler would."""
+    weights = np.asarray(products, dtype=np.float64)
+    weights = np.maximum(weights, 0.01 * weights.sum())
+    shares = weights / weights.sum()
+    due = np.concatenate(
+        [(np.arange(math.ceil(size * share) + 1) + 0.5) / share for share in shares]
+    )
+    owner = np.concatenate(
+        [np.full(math.ceil(size * share) + 1, c) for c, share in enumerate(shares)]
+    )
+    return owner[np.argsort(due, kind="stable")[:size]]
+
+
+def _draw_owned(rng: np.random.Generator, owned: I64, count: int) -> I64:
+    """`count` of a category's id numbers, drawn from its lowest ones (about the real span)."""
+    if count > owned.size:
+        raise ValueError(f"a category needs {count} product ids, it owns {owned.size}")
+    window = owned[: min(owned.size, max(count, math.ceil(count * wp.PRODUCT_NUMBER_SPAN / 3_626)))]
+    return np.sort(rng.choice(window, count, replace=False))
 
 
 # ------------------------------------------------------------------------------------ matching

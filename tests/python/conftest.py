@@ -29,3 +29,14 @@ def warehouse_duckdb(
     copy = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     shutil.copyfile(built.home / "warehouse.duckdb", copy)
     return copy
+
+
+# Fixtures that build a lake (start Spark). A test using one, even indirectly (the report tests
+# read the story's warehouse), is marked `spark`, so `-m "not spark"` is a fast inner loop.
+SPARK_FIXTURES = frozenset({"story", "warehouse_duckdb"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.spark)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -57,6 +58,40 @@ def csv_facts(path: Path, exclude_lines: frozenset[int] = frozenset()) -> CsvFac
             customers.add(record["User_ID"])
             products.add(record["Product_ID"])
     return CsvFacts(rows, purchase, frozenset(customers), frozenset(products))
+
+
+DEMOGRAPHICS = (
+    "Gender",
+    "Age",
+    "Occupation",
+    "City_Category",
+    "Stay_In_Current_City_Years",
+    "Marital_Status",
+)
+CONFLICTS_ENV = "LAKEHOUSE_DEMOGRAPHIC_CONFLICTS_ALLOWED"
+
+
+def demographic_conflicts(*files: tuple[Path, frozenset[int]]) -> int:
+    """Customers whose valid rows disagree on a demographic, over several files (each with the
+    lines of its injected bad rows, which Silver rejects): what assert_customer_demographics_agree
+    must count. The generator agrees with itself; the real head's User_IDs collide with it."""
+    seen: dict[str, set[tuple[str, ...]]] = {}
+    for path, exclude_lines in files:
+        with path.open(newline="") as handle:
+            for line, record in enumerate(csv.DictReader(handle), start=2):
+                if line not in exclude_lines:
+                    values = tuple(record[k] for k in DEMOGRAPHICS)
+                    seen.setdefault(record["User_ID"], set()).add(values)
+    return sum(1 for values in seen.values() if len(values) > 1)
+
+
+def reported_conflicts(build_output: str) -> int:
+    """The count assert_customer_demographics_agree reported in a build's log."""
+    found = re.search(
+        r"(PASS|WARN (\d+)|FAIL (\d+)) assert_customer_demographics_agree", build_output
+    )
+    assert found, "assert_customer_demographics_agree did not run in this build"
+    return 0 if found.group(1) == "PASS" else int(found.group(2) or found.group(3))
 
 
 @dataclass
@@ -124,15 +159,17 @@ class Story:
     rebuilt: LakeState
     relanded_output: str
     after_day2: LakeState
+    day2_conflicts_expected: int
+    day2_conflicts_reported: int
     killed_returncode: int
     after_crash: LakeState
 
 
-def build_killed_after(home: Path, marker: str) -> int:
+def build_killed_after(home: Path, marker: str, extra_env: dict[str, str] | None = None) -> int:
     """Start `lakehouse build` and SIGKILL it as soon as dbt prints `marker`."""
     process = subprocess.Popen(
         [str(LAKEHOUSE), "build"],
-        env=lakehouse_env(home),
+        env=lakehouse_env(home, extra_env),
         cwd=PROJECT_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -170,26 +207,37 @@ def story(tmp_path_factory: pytest.TempPathFactory, real_rows_csv: Path) -> Stor
     )
     expected_file = next(data.glob("day2*expected*.json"))
     run_lakehouse(home, "ingest", str(day2), "--ingest-date", DAY2)
-    run_lakehouse(home, "build")
+    day2_expected = json.loads(expected_file.read_text())
+    day2_files: tuple[tuple[Path, frozenset[int]], ...] = (
+        (real_rows_csv, frozenset()),
+        (day2, frozenset(day2_expected["bad_lines"])),
+    )
+    conflicts = demographic_conflicts(*day2_files)
+    built = run_lakehouse(home, "build", extra_env={CONFLICTS_ENV: str(conflicts)})
     after_day2 = observe(home)
 
     day3 = data / "day3.csv"
     run_lakehouse(home, "generate", "--rows", "1500", "--seed", "11", "--out", str(day3))
     run_lakehouse(home, "ingest", str(day3), "--ingest-date", DAY3)
-    killed = build_killed_after(home, "OK created sql incremental model silver.slv_sales_validated")
-    run_lakehouse(home, "build")
+    allowed = {CONFLICTS_ENV: str(demographic_conflicts(*day2_files, (day3, frozenset())))}
+    killed = build_killed_after(
+        home, "OK created sql incremental model silver.slv_sales_validated", allowed
+    )
+    run_lakehouse(home, "build", extra_env=allowed)
     after_crash = observe(home)
 
     return Story(
         home,
         real_rows_csv,
         day2,
-        json.loads(expected_file.read_text()),
+        day2_expected,
         day3,
         first,
         rebuilt,
         relanded.stdout + relanded.stderr,
         after_day2,
+        conflicts,
+        reported_conflicts(built.stdout + built.stderr),
         killed,
         after_crash,
     )

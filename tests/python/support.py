@@ -15,20 +15,25 @@ SHARED_REAL_ROWS = PROJECT_DIR.parent / "shared" / "data" / "walmart" / "walmart
 LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
 
 
-def lakehouse_env(home: Path) -> dict[str, str]:
+def lakehouse_env(home: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["LAKEHOUSE_HOME"] = str(home)
     env["LAKEHOUSE_REPORTS"] = str(home / "reports")
+    env.update(extra_env or {})
     return env
 
 
 def run_lakehouse(
-    home: Path, *args: str, check: bool = True, timeout: float = 900
+    home: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 900,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the `lakehouse` CLI against one lake folder; on failure show what the user saw."""
     result = subprocess.run(
         [str(LAKEHOUSE), *args],
-        env=lakehouse_env(home),
+        env=lakehouse_env(home, extra_env),
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,

@@ -73,11 +73,9 @@ def offline(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run(project, sys.executable, str(project / "scripts" / "offline_dbt.py"), *args)
 
 
-def check_project(project: Path, target: str) -> subprocess.CompletedProcess[str]:
-    manifest = project / "target" / "gates" / target / "manifest.json"
-    return run(
-        project, sys.executable, str(project / "scripts" / "check_project.py"), str(manifest)
-    )
+def check_project(project: Path, *targets: str) -> subprocess.CompletedProcess[str]:
+    manifests = [str(project / "target" / "gates" / target / "manifest.json") for target in targets]
+    return run(project, sys.executable, str(project / "scripts" / "check_project.py"), *manifests)
 
 
 @pytest.fixture(scope="module")
@@ -262,8 +260,9 @@ PLANTED_EXCEPTIONS = """
 def compiled_projects(
     tmp_path_factory: pytest.TempPathFactory, pool: ThreadPoolExecutor
 ) -> dict[str, tuple[Path, Future[subprocess.CompletedProcess[str]]]]:
-    """The project as it is, compiled on prod_lake (dbt-glue) with no AWS credentials, and a
-    copy with the planted violations, compiled on the local lake target; every model of both."""
+    """The project as it is, compiled on prod_lake (dbt-glue) and prod_warehouse (its marts' tests
+    are enabled on warehouse targets only) with no AWS credentials, and a copy with the planted
+    violations, compiled on the local lake target; every model of both."""
     clean = copy_project(tmp_path_factory.mktemp("clean"))
     planted = copy_project(tmp_path_factory.mktemp("planted"))
     for path, sql in PLANTED_MODELS.items():
@@ -280,6 +279,19 @@ def compiled_projects(
         "planted": (
             planted,
             pool.submit(offline, planted, "dbt", "compile", "--target", "lake", *select),
+        ),
+        "clean_warehouse": (
+            clean,
+            pool.submit(
+                offline,
+                clean,
+                "dbt",
+                "compile",
+                "--target",
+                "prod_warehouse",
+                "--select",
+                "path:models/marts",
+            ),
         ),
     }
 
@@ -312,7 +324,10 @@ def test_project_structure_passes_on_the_project(
 ) -> None:
     project, compiling = compiled_projects["clean"]
     assert compiling.result().returncode == 0
-    result = check_project(project, "prod_lake")
+    warehouse = compiled_projects["clean_warehouse"][1].result()
+    assert warehouse.returncode == 0, warehouse.stdout[-4000:]
+    # as `make check` runs it: every engine's manifest (each runs the tests it can read)
+    result = check_project(project, "prod_lake", "prod_warehouse")
     assert result.returncode == 0, result.stdout
 
 

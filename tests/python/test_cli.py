@@ -1,0 +1,142 @@
+"""The `lakehouse` CLI's paths that need no Spark (issue #15): `env`, `ingest` of a folder, and
+the exit codes the CLI documents (0 done, 1 build failed, 2 usage, 3 input refused), driven as a
+user drives them (a subprocess in a temporary LAKEHOUSE_HOME)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from lakehouse.cli import ExitCode
+from tests.python.support import LAKEHOUSE, REAL_FIXTURE, lakehouse_env, run_lakehouse
+
+HEADER = (
+    "User_ID,Product_ID,Gender,Age,Occupation,City_Category,"
+    "Stay_In_Current_City_Years,Marital_Status,Product_Category,Purchase\n"
+)
+
+
+def _said(result: subprocess.CompletedProcess[str]) -> str:
+    """What the user read, with rich's line wrapping undone."""
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def _ledger(home: Path) -> list[dict[str, object]]:
+    folder = home / "bronze" / "_ledger" / "walmart_sales"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def test_env_prints_exports_a_shell_can_eval(tmp_path: Path) -> None:
+    home = tmp_path / "lake"
+    result = run_lakehouse(home, "env")
+    exports = {}
+    for line in result.stdout.splitlines():
+        assert line.startswith("export "), line
+        key, _, value = line.removeprefix("export ").partition("=")
+        exports[key] = shlex.split(value)[0]
+    assert exports["LAKEHOUSE_HOME"] == str(home)
+    assert {"JAVA_HOME", "LAKEHOUSE_ICEBERG_JAR", "LAKEHOUSE_DUCKDB_EXTENSIONS"} <= exports.keys()
+    assert Path(exports["LAKEHOUSE_ICEBERG_JAR"]).is_file()
+    assert (Path(exports["JAVA_HOME"]) / "bin" / "java").exists()
+    # what the docs promise: eval "$(lakehouse env)" then dbt sees the same wiring
+    shell = subprocess.run(
+        ["bash", "-c", 'eval "$1" && printf %s "$LAKEHOUSE_HOME"', "_", result.stdout],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "")},
+    )
+    assert shell.stdout == str(home)
+
+
+def test_ingest_of_a_folder_lands_every_csv_in_it(tmp_path: Path) -> None:
+    home = tmp_path / "lake"
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    lines = REAL_FIXTURE.read_text().splitlines(keepends=True)
+    (incoming / "a.csv").write_text(lines[0] + "".join(lines[1:11]))
+    (incoming / "b.csv").write_text(lines[0] + "".join(lines[11:31]))
+    (incoming / ".hidden.csv").write_text(lines[0] + lines[1])
+    (incoming / "notes.txt").write_text("not a sales file")
+    result = run_lakehouse(home, "ingest", str(incoming), "--ingest-date", "2026-01-01")
+    assert result.returncode == ExitCode.OK
+    assert sorted((e["source_name"], e["rows"]) for e in _ledger(home)) == [
+        ("a.csv", 10),
+        ("b.csv", 20),
+    ]
+    again = run_lakehouse(home, "ingest", str(incoming), "--ingest-date", "2026-01-01")
+    assert again.returncode == ExitCode.OK
+    assert _said(again).count("already landed") == 2
+    assert len(_ledger(home)) == 2
+
+
+def test_ingest_refuses_a_bad_file_with_exit_3_and_lands_the_others(tmp_path: Path) -> None:
+    home = tmp_path / "lake"
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    lines = REAL_FIXTURE.read_text().splitlines(keepends=True)
+    (incoming / "good.csv").write_text(lines[0] + "".join(lines[1:6]))
+    (incoming / "wrong_header.csv").write_text("a,b,c\n1,2,3\n")
+    result = run_lakehouse(home, "ingest", str(incoming), check=False)
+    assert result.returncode == ExitCode.REFUSED, result.stderr
+    assert "refused" in _said(result)
+    assert "wrong_header.csv" in _said(result)
+    assert [e["source_name"] for e in _ledger(home)] == ["good.csv"]
+
+
+def test_ingest_of_a_folder_without_csv_is_refused_with_exit_3(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_lakehouse(tmp_path / "lake", "ingest", str(empty), check=False)
+    assert result.returncode == ExitCode.REFUSED
+    assert "no .csv or .csv.gz file in this folder" in _said(result)
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    home = tmp_path / "lake"
+    missing = run_lakehouse(home, "ingest", str(tmp_path / "nope.csv"), check=False)
+    assert missing.returncode == ExitCode.USAGE
+    assert "does not exist" in _said(missing)
+    assert run_lakehouse(home, "ingest", check=False).returncode == ExitCode.USAGE
+    assert (
+        run_lakehouse(home, "build", "--no-such-option", check=False).returncode == ExitCode.USAGE
+    )
+    assert run_lakehouse(
+        home, "generate", "--rows", "0", "--out", "x.csv", check=False
+    ).returncode == (ExitCode.USAGE)
+
+
+def test_no_dbt_project_is_refused_with_exit_3(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(LAKEHOUSE), "build"],
+        env=lakehouse_env(tmp_path / "lake", {"DBT_PROJECT_DIR": str(tmp_path)}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == ExitCode.REFUSED, result.stderr
+
+
+def test_a_failed_dbt_command_exits_1(tmp_path: Path) -> None:
+    # DuckDB only (no Spark): dbt fails on a macro that does not exist
+    result = run_lakehouse(
+        tmp_path / "lake",
+        "dbt",
+        "run-operation",
+        "no_such_macro",
+        "--target",
+        "warehouse",
+        check=False,
+        extra_env={"DBT_TARGET_PATH": str(tmp_path / "target")},
+    )
+    assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
+    assert "`dbt run-operation no_such_macro --target warehouse` failed" in _said(result)
+
+
+def test_report_without_a_warehouse_exits_1(tmp_path: Path) -> None:
+    result = run_lakehouse(tmp_path / "lake", "report", check=False)
+    assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
