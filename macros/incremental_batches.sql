@@ -6,7 +6,8 @@
     JSON), and the batches a model already holds from a table property the model's post-hook
     writes (`record_built_batches`): deciding what is new reads no table data at all. (It used to
     read `select distinct batch_id` of the model and of its upstream model: two scans of all
-    history on every run, 14 s of a no-op rebuild at 5.5 M rows.)
+    history on every run, 14 s of a no-op rebuild at 5.5 M rows.) A batch with no row for a model
+    (every row rejected, for Gold) is recorded as built all the same: it was read.
 
     - First build or full refresh: every committed batch.
     - merge (Iceberg): the committed batches the model has not recorded. A batch merged by a run
@@ -22,13 +23,19 @@
 
 {% macro built_batches_property() %}{{ return('lakehouse.built_batches') }}{% endmacro %}
 
-{#- [batch_id, ingest_date] of every committed batch, oldest first. -#}
+{#- [batch_id, ingest_date] of every committed batch, oldest first, as the ledger was when this
+    dbt command first asked: read once per command and kept in the graph (one dict for the whole
+    invocation), so every model, and each model's SQL and post-hook, see the same batches even
+    when a file lands mid-build. -#}
 {% macro committed_batches() %}
-    {%- set ledger = run_query(
-        'select batch_id, cast(ingest_date as string) as ingest_date from '
-        ~ ref('stg_walmart__batches') ~ ' order by 2, 1'
-    ) -%}
-    {{ return(ledger.rows | map('list') | list) }}
+    {%- if '_lakehouse_committed_batches' not in graph -%}
+        {%- set ledger = run_query(
+            'select batch_id, cast(ingest_date as string) as ingest_date from '
+            ~ ref('stg_walmart__batches') ~ ' order by 2, 1'
+        ) -%}
+        {%- do graph.update({'_lakehouse_committed_batches': ledger.rows | map('list') | list}) -%}
+    {%- endif -%}
+    {{ return(graph['_lakehouse_committed_batches']) }}
 {% endmacro %}
 
 {#- The batch ids `relation` has recorded as built (empty when it has no record). -#}
@@ -40,9 +47,24 @@
     {{ return(found.ids) }}
 {% endmacro %}
 
-{#- The committed batches `relation` has not recorded (all of them when it is not incremental). -#}
+{#- The committed batches the model reads from has built (all committed batches when it reads
+    Bronze): see `batches_from` in lake_incremental_config. -#}
+{% macro available_batches() %}
+    {%- set upstream = config.get('meta', {}).get('batches_from') -%}
+    {%- if not upstream -%}
+        {{ return(committed_batches()) }}
+    {%- endif -%}
+    {%- set built = recorded_batches(ref(upstream)) -%}
+    {%- set available = [] -%}
+    {%- for pair in committed_batches() if pair[0] in built -%}
+        {%- do available.append(pair) -%}
+    {%- endfor -%}
+    {{ return(available) }}
+{% endmacro %}
+
+{#- The available batches `relation` has not recorded (all of them when it is not incremental). -#}
 {% macro unrecorded_batches(relation, incremental) %}
-    {%- set committed = committed_batches() -%}
+    {%- set committed = available_batches() -%}
     {%- if not incremental -%}
         {{ return(committed) }}
     {%- endif -%}
@@ -62,20 +84,20 @@
     {%- if ordered and is_incremental() and new_pairs and _lands_out_of_order(new_pairs) -%}
         {#- a model whose rows depend on the order of batches (first purchases) reads every
             batch again when one arrives older than a batch it holds -#}
-        {{ return(_batch_predicate(committed_batches(), none, match_ingest_date)) }}
+        {{ return(_batch_predicate(available_batches(), none, match_ingest_date)) }}
     {%- endif -%}
     {%- if is_incremental() and config.get('incremental_strategy') == 'insert_overwrite' -%}
         {%- set dates = new_pairs | map(attribute=1) | unique | list -%}
-        {{ return(_batch_predicate(committed_batches(), dates, match_ingest_date)) }}
+        {{ return(_batch_predicate(available_batches(), dates, match_ingest_date)) }}
     {%- endif -%}
     {{ return(_batch_predicate(new_pairs, none, match_ingest_date)) }}
 {% endmacro %}
 
 {#- Whether a new batch sorts before a batch `this` holds, by (ingest_date, batch_id). -#}
 {% macro _lands_out_of_order(new_pairs) %}
-    {%- set new_ids = new_pairs | map(attribute=0) | list -%}
+    {%- set recorded = recorded_batches(this) -%}
     {%- set held = [] -%}
-    {%- for pair in committed_batches() if pair[0] not in new_ids -%}
+    {%- for pair in committed_batches() if pair[0] in recorded -%}
         {%- do held.append(pair[1] ~ '/' ~ pair[0]) -%}
     {%- endfor -%}
     {%- if not held -%}
@@ -90,33 +112,23 @@
 
 {#
     Post-hook of every model that reads with `incremental_batch_filter`: record the batches the
-    model now holds. Only candidates are looked at (committed batches not yet recorded), under
-    their own ingest_date partitions, so this reads the new data only; a batch with no row in
-    the model (e.g. every row rejected, for Gold) stays unrecorded and is simply read again.
-    Nothing new, nothing written: a no-op run leaves the table's metadata untouched.
+    model now holds, i.e. the committed batches it had not recorded, which its SQL read (the same
+    ledger snapshot: `committed_batches`). `lakehouse.last_built_batches` keeps what this run
+    added, for the row-level tests (macros/test_scope.sql). Nothing new, nothing written: a no-op
+    run leaves the table's metadata untouched.
 #}
 {% macro record_built_batches() %}
     {%- if not execute -%}
         {{ return('select 1') }}
     {%- endif -%}
-    {%- set candidates = unrecorded_batches(this, true) -%}
-    {%- if candidates | length == 0 -%}
-        {{ return('select 1') }}
-    {%- endif -%}
-    {%- set present = run_query(
-        'select distinct batch_id from ' ~ this ~ ' where '
-        ~ _batch_predicate(candidates, none, true)
-    ).columns[0].values() | list -%}
-    {%- if present | length == 0 -%}
-        {{ return('select 1') }}
-    {%- endif -%}
     {%- set held = recorded_batches(this) -%}
-    {%- set all_held = (held + present) | unique | sort -%}
-    {#- last_built_batches: what this run added, which the row-level tests then check
-        (macros/test_scope.sql) -#}
+    {%- set added = unrecorded_batches(this, true) | map(attribute=0) | list -%}
+    {%- if added | length == 0 -%}
+        {{ return('select 1') }}
+    {%- endif -%}
     {{ return('alter table ' ~ this ~ " set tblproperties ('" ~ built_batches_property()
-        ~ "' = '" ~ all_held | join(',') ~ "', 'lakehouse.last_built_batches' = '"
-        ~ present | sort | join(',') ~ "')") }}
+        ~ "' = '" ~ (held + added) | unique | sort | join(',')
+        ~ "', 'lakehouse.last_built_batches' = '" ~ added | sort | join(',') ~ "')") }}
 {% endmacro %}
 
 {#- pairs: [batch_id, ingest_date] lists; ingest_dates: whole partitions to re-read, or none. -#}

@@ -22,8 +22,13 @@
     snapshots after every run (time travel silently lost), so it gets iceberg_expire_snapshots
     'False'; dbt-spark has no such option and is not given one.
 #}
-{% macro lake_incremental_config(unique_key, partition_by) %}
+{#- `batches_from`: the incremental model whose built batches this one reads (none: Bronze, i.e.
+    every committed batch). A batch counts as new only once that model has built it, so
+    `dbt run --select fct_sales` after a landing, without Silver, leaves the new batch for later
+    instead of recording it as built with no rows. -#}
+{% macro lake_incremental_config(unique_key, partition_by, batches_from=none) %}
     {%- set settings = {
+        'meta': {'batches_from': batches_from},
         'materialized': 'incremental',
         'file_format': lake_file_format(),
         'incremental_strategy': lake_incremental_strategy(),

@@ -318,6 +318,44 @@ _LAKE_GROUPS: tuple[Round, ...] = (
     Round(
         "lake",
         (
+            *(
+                Relation(
+                    f"gold.int_{entity}_batch_sales",
+                    f"{entity}_id, batch_id",
+                    (
+                        Fault(
+                            f"unique_combination_int_{entity}_batch_sales_{entity}_id__batch_id",
+                            "dup",
+                            f"a second row for an existing ({entity}_id, batch_id)",
+                        ),
+                        _nulls(
+                            f"not_null_int_{entity}_batch_sales_{entity}_id",
+                            f"{entity}_id",
+                            "batch_id",
+                            "batch_id || 'n'",
+                        ),
+                        _nulls(
+                            f"not_null_int_{entity}_batch_sales_batch_id",
+                            "batch_id",
+                            "batch_id",
+                            "",
+                        ),
+                        Fault(
+                            f"sums_match_int_{entity}_batch_sales_{amount}__purchase_amount"
+                            "__ref_fct_sales_",
+                            "set",
+                            f"one {entity}'s {amount} in a batch changed by 1",
+                            {amount: f"{amount} + 1"},
+                        ),
+                    ),
+                )
+                for entity, amount in (("customer", "spent_amount"), ("product", "revenue_amount"))
+            ),
+        ),
+    ),
+    Round(
+        "lake",
+        (
             Relation(
                 "gold.dim_products",
                 "product_id",
@@ -370,7 +408,8 @@ def _lake_round(*names: str, with_ledger: bool = False) -> Round:
 
 # Three dbt invocations on the lake. In a round no test reads a faulted relation other than the
 # one its fault is planted in (slv_sales reads slv_sales_validated, fct_sales' tests read
-# slv_sales and the dimensions, the dimensions' sums read fct_sales: never in the same round).
+# slv_sales and the dimensions, the dimensions' and their state's sums read fct_sales: never in
+# the same round).
 LAKE_ROUNDS: tuple[Round, ...] = (
     _lake_round(
         "silver.slv_sales_validated",
@@ -379,7 +418,13 @@ LAKE_ROUNDS: tuple[Round, ...] = (
         "silver.city_categories",
         "silver.product_categories",
     ),
-    _lake_round("silver.slv_sales", "silver.slv_sales_rejected", "gold.dim_products"),
+    _lake_round(
+        "silver.slv_sales",
+        "silver.slv_sales_rejected",
+        "gold.dim_products",
+        "gold.int_customer_batch_sales",
+        "gold.int_product_batch_sales",
+    ),
     _lake_round("gold.fct_sales", with_ledger=True),
 )
 

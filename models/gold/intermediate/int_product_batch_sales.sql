@@ -1,5 +1,7 @@
 {{ config(**lake_incremental_config(
-    unique_key=['product_id', 'batch_id'], partition_by=['ingest_date']
+    unique_key=['product_id', 'batch_id'],
+    partition_by=['ingest_date'],
+    batches_from='fct_sales',
 )) }}
 
 -- depends_on: {{ ref('stg_walmart__batches') }}
