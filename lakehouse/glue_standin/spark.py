@@ -33,7 +33,8 @@ def build_spark(folder: Path, cores: str = "2", memory: str = "2g") -> Any:
     """Start the shared Spark session (the JVM) for a stand-in rooted at `folder`."""
     from pyspark.sql import SparkSession
 
-    from lakehouse.engines import iceberg_jar, java_home
+    from lakehouse.engines import iceberg_jar
+    from lakehouse.jvm import java_home
 
     os.environ.setdefault("JAVA_HOME", str(java_home()))
     folder.mkdir(parents=True, exist_ok=True)
