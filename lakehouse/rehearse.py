@@ -305,7 +305,10 @@ def compare_gold(local: dict[str, str], glue: dict[str, str], result: Comparison
 def compare_silver(lake: Paths, url: str, result: Comparison) -> None:
     summary = json.loads(lake.lake_summary.read_text())
     local = {b["batch_id"]: b for b in summary["silver_batches"]}
-    glue = {b["batch_id"]: b for b in glue_query(url, pipeline.SILVER_BATCHES_SQL)}
+    glue = {
+        b["batch_id"]: b
+        for b in glue_query(url, pipeline.SILVER_BATCHES_SQL.format(batches="true"))
+    }
     result.check("silver batches", sorted(local), sorted(glue))
     for batch_id in sorted(set(local) & set(glue)):
         for measure in ("bronze_rows", "valid_rows", "rejected_rows", "valid_purchase_amount"):
