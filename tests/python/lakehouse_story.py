@@ -42,22 +42,26 @@ def count_rows(path: Path) -> int:
         return sum(1 for _ in csv.DictReader(handle))
 
 
+def valid_records(path: Path, exclude_lines: frozenset[int] = frozenset()) -> list[dict[str, str]]:
+    """The rows of a file (csv module), leaving out the given lines (the injected bad rows)."""
+    with path.open(newline="") as handle:
+        return [
+            record
+            for line, record in enumerate(csv.DictReader(handle), start=2)
+            if line not in exclude_lines
+        ]
+
+
 def csv_facts(path: Path, exclude_lines: frozenset[int] = frozenset()) -> CsvFacts:
     """Rows, purchase sum, customers and products of a file, leaving out the given lines (the
     injected bad rows, whose Purchase may not be a number)."""
-    rows = purchase = 0
-    customers: set[str] = set()
-    products: set[str] = set()
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        for line, record in enumerate(reader, start=2):
-            if line in exclude_lines:
-                continue
-            rows += 1
-            purchase += int(record["Purchase"])
-            customers.add(record["User_ID"])
-            products.add(record["Product_ID"])
-    return CsvFacts(rows, purchase, frozenset(customers), frozenset(products))
+    records = valid_records(path, exclude_lines)
+    return CsvFacts(
+        len(records),
+        sum(int(record["Purchase"]) for record in records),
+        frozenset(record["User_ID"] for record in records),
+        frozenset(record["Product_ID"] for record in records),
+    )
 
 
 DEMOGRAPHICS = (
@@ -77,11 +81,9 @@ def demographic_conflicts(*files: tuple[Path, frozenset[int]]) -> int:
     must count. The generator agrees with itself; the real head's User_IDs collide with it."""
     seen: dict[str, set[tuple[str, ...]]] = {}
     for path, exclude_lines in files:
-        with path.open(newline="") as handle:
-            for line, record in enumerate(csv.DictReader(handle), start=2):
-                if line not in exclude_lines:
-                    values = tuple(record[k] for k in DEMOGRAPHICS)
-                    seen.setdefault(record["User_ID"], set()).add(values)
+        for record in valid_records(path, exclude_lines):
+            values = tuple(record[k] for k in DEMOGRAPHICS)
+            seen.setdefault(record["User_ID"], set()).add(values)
     return sum(1 for values in seen.values() if len(values) > 1)
 
 

@@ -4,9 +4,6 @@ build). Expected numbers come from the input files, read here with the csv modul
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 
 from tests.python.lakehouse_story import (
@@ -20,6 +17,7 @@ from tests.python.lakehouse_story import (
     ledger_entries,
     observe,
     open_warehouse,
+    valid_records,
 )
 from tests.python.support import run_lakehouse
 
@@ -131,23 +129,14 @@ def test_parquet_lake_in_a_second_home_agrees_and_leaves_the_first_alone(
     assert observe(story.home).fct_by_date == story.after_crash.fct_by_date
 
 
-def _valid_records(path: Path, bad_lines: frozenset[int]) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return [
-            record
-            for line, record in enumerate(csv.DictReader(handle), start=2)
-            if line not in bad_lines
-        ]
-
-
 def test_dimensions_kept_incrementally_match_the_input_files(story: Story) -> None:
     """The dimensions are sums of per-batch state (three batches, one of them re-run after a
     killed build): their totals and distinct counts must equal what the three input files hold,
     counted here with the csv module."""
     records = [
-        *_valid_records(story.real_rows, frozenset()),
-        *_valid_records(story.day2_csv, frozenset(story.day2_expected["bad_lines"])),
-        *_valid_records(story.day3_csv, frozenset()),
+        *valid_records(story.real_rows, frozenset()),
+        *valid_records(story.day2_csv, frozenset(story.day2_expected["bad_lines"])),
+        *valid_records(story.day3_csv, frozenset()),
     ]
     customers: dict[int, tuple[set[str], int, int]] = {}
     products: dict[str, set[str]] = {}
