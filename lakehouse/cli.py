@@ -10,6 +10,7 @@
     dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB ext.)
     env        the same wiring as shell exports, for calling `dbt` yourself
     rehearse   rehearse a production build offline (`rehearse glue`: dbt-glue on a local stand-in)
+    status     the lake's health: last builds, freshness against the SLA, failing tests, rejects
 
 \b
 The dbt project is the current directory, or --project-dir / $DBT_PROJECT_DIR (as for dbt).
@@ -21,6 +22,7 @@ Exit codes:
     1  a dbt build or test failed (dbt printed which node and why)
     2  usage error: an unknown option, a missing argument, a path that does not exist
     3  input refused: a file was not landed (the others were), or no dbt project was found
+    4  `status`: an SLA is breached (data older than its error_after, or a test failing now)
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class ExitCode(enum.IntEnum):
     BUILD_FAILED = 1
     USAGE = 2  # click's own code for usage errors
     REFUSED = 3
+    SLA_BREACHED = 4  # `lakehouse status`: freshness past error_after, or a test failing now
 
 
 @contextmanager
@@ -374,12 +377,122 @@ def rehearse_glue(statement_timeout: float | None) -> None:
     for line in result.lines:
         table.add_row(*line)
     Console(width=None if sys.stdout.isatty() else 160).print(table)
-    if result.differences:
-        console.print(f"[red]{len(result.differences)} difference(s)[/red]")
-        for difference in result.differences:
-            console.print(f"  {difference}")
-        sys.exit(ExitCode.BUILD_FAILED)
+    _exit_listing(console, "difference(s)", result.differences, ExitCode.BUILD_FAILED)
     console.print("dbt-glue on the stand-in built the same Gold and Silver as the local lake")
+
+
+@main.command()
+@click.option("--warehouse-target", default=pipeline.WAREHOUSE_TARGET, show_default=True)
+@click.option(
+    "--vars",
+    "dbt_vars",
+    default=None,
+    help="Override the freshness vars, as for dbt: '{\"marts_freshness_error_after_hours\": 24}'.",
+)
+def status(warehouse_target: str, dbt_vars: str | None) -> None:
+    """The lake's health in one screen; exits 4 when an SLA is breached."""
+    import json
+
+    from lakehouse.health import read_health
+
+    try:
+        overrides = json.loads(dbt_vars) if dbt_vars else None
+        health = read_health(paths(), warehouse_target, overrides)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"--vars is not JSON: {error}") from error
+    except ProjectNotFound as error:
+        console.print(f"[red]{error}[/red]")
+        sys.exit(ExitCode.REFUSED)
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    if health.empty:
+        out.print(
+            f"{health.home}: nothing landed and nothing built yet. Land a file with "
+            "`lakehouse ingest <file.csv>` and build with `lakehouse build` "
+            "(or run `lakehouse run`)."
+        )
+        return
+    _print_health(out, health)
+    _exit_listing(out, "SLA breach(es)", health.breaches, ExitCode.SLA_BREACHED)
+    out.print("[green]healthy[/green]: every SLA met, no test failing")
+
+
+STATE_STYLE = {"ok": "green", "warn": "yellow", "error": "red"}
+
+
+def _when(value: Any) -> str:
+    return "—" if value is None else str(value)[:19].replace("T", " ")
+
+
+def _print_health(out: Console, health: Any) -> None:
+    out.print(f"[bold]lakehouse status[/bold]  {health.home}  (times UTC)")
+    builds = Table(title="builds", show_header=True)
+    for name in ("target", "last run", "action", "status", "last successful build", "took", "runs"):
+        builds.add_column(name)
+    for run in health.last_runs:
+        seconds = run["last_success_seconds"]
+        builds.add_row(
+            run["target"],
+            _when(run["last_run_at"]),
+            run["last_action"],
+            run["last_status"],
+            _when(run["last_success_at"]),
+            "—" if seconds is None else f"{seconds:.1f}s",
+            str(run["runs"]),
+        )
+    if not health.last_runs:
+        builds.add_row("—", "no build recorded yet: run `lakehouse build`", "", "", "", "", "")
+    out.print(builds)
+
+    fresh = Table(title="freshness (age of the newest batch, by landing time)", show_header=True)
+    for name in ("relation", "newest batch landed", "ingest date", "age", "warn / error after"):
+        fresh.add_column(name)
+    fresh.add_column("state")
+    for item in health.freshness:
+        style = STATE_STYLE[item.state]
+        age = item.age_hours
+        fresh.add_row(
+            item.name,
+            _when(item.newest_landed_at),
+            item.newest_ingest_date or "—",
+            "—" if age is None else f"{age:.1f} h",
+            f"{item.sla.warn_after_hours:g} h / {item.sla.error_after_hours:g} h",
+            f"[{style}]{item.state}[/{style}]",
+        )
+    out.print(fresh)
+
+    tests = Table(title="tests failing or warning in the last build", show_header=True)
+    for name in ("target", "test", "status", "failures"):
+        tests.add_column(name)
+    for test in health.failing_tests:
+        tests.add_row(test["target"], test["name"], test["status"], _when(test["failures"]))
+    if not health.failing_tests:
+        tests.add_row("—", "none" if health.audited else "no build recorded yet", "", "")
+    out.print(tests)
+
+    batches = Table(title="latest batches", show_header=True)
+    for name in ("batch", "ingest date", "landed", "valid", "rejected", "rejected %"):
+        batches.add_column(name, justify="left" if name in ("batch", "ingest date") else "right")
+    for batch in health.latest_batches:
+        batches.add_row(
+            batch["batch_id"],
+            str(batch["ingest_date"]),
+            f"{batch['landed_rows']:,}",
+            f"{batch['valid_rows']:,}",
+            f"{batch['rejected_rows']:,}",
+            "—" if batch["rejected_pct"] is None else f"{batch['rejected_pct']:.2f}",
+        )
+    if not health.latest_batches:
+        batches.add_row("no batch built yet", "", "", "", "", "")
+    out.print(batches)
+
+
+def _exit_listing(out: Console, what: str, items: list[str], code: ExitCode) -> None:
+    """When there is anything in `items`: how many, each on its line, and exit with `code`."""
+    if items:
+        out.print(f"[red]{len(items)} {what}[/red]")
+        for item in items:
+            out.print(f"  {item}")
+        sys.exit(code)
 
 
 def _run_or_exit(action: Callable[[], Any]) -> None:

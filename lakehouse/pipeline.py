@@ -11,12 +11,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakehouse import build_state
+from lakehouse import audit, build_state
 from lakehouse.engines import apply_engine_environment, connect_warehouse
 from lakehouse.settings import Paths, paths, profiles_dir, project_dir
 
@@ -122,7 +123,8 @@ def build(
     for stage, target, inputs in stages:
         started = time.perf_counter()
         if target not in NEW_DATA_SELECTORS:
-            run_dbt(["build", *extra], target=target)
+            with recorded(target, build_state.Action.FULL.value, "production target", lake):
+                run_dbt(["build", *extra], target=target)
             timings.measure(stage, started)
             continue
         state = build_state.state_file(lake, target)
@@ -131,18 +133,67 @@ def build(
         )
         plan = build_state.plan(state, fingerprints, full_refresh)
         timings.notes.append(f"{stage}: {plan.action.value} ({plan.reason})")
-        if plan.action is not build_state.Action.SKIP:
-            selector = (
-                ["--selector", NEW_DATA_SELECTORS[target]]
-                if plan.action is build_state.Action.NEW_DATA
-                else []
-            )
-            run_dbt(["build", *extra, *selector], target=target)
-            if target == LAKE_TARGET:
-                write_lake_summary()
-            build_state.record(state, fingerprints)
+        with recorded(target, plan.action.value, plan.reason, lake):
+            if plan.action is not build_state.Action.SKIP:
+                selector = (
+                    ["--selector", NEW_DATA_SELECTORS[target]]
+                    if plan.action is build_state.Action.NEW_DATA
+                    else []
+                )
+                run_dbt(["build", *extra, *selector], target=target)
+                if target == LAKE_TARGET:
+                    write_lake_summary()
+                build_state.record(state, fingerprints)
         timings.measure(stage, started)
     return timings
+
+
+@contextmanager
+def recorded(target: str, action: str, reason: str, lake: Paths) -> Iterator[None]:
+    """Record the build of one target in the audit history, whether it succeeds or fails: the
+    run dbt wrote in its artifacts (this invocation's only), or a run of its own when nothing was
+    built. Recording never hides the build's own outcome."""
+    from dbt_common.invocation import get_invocation_id
+
+    started = audit.now_utc()
+    before = get_invocation_id()
+    failed = False
+    try:
+        yield
+    except DbtFailed:
+        failed = True
+        raise
+    finally:
+        try:
+            _record(target, action, reason, lake, started, before, get_invocation_id(), failed)
+        except Exception:  # the history must never change a build's outcome
+            log.warning("audit: the %s build could not be recorded", target, exc_info=True)
+
+
+def _record(
+    target: str,
+    action: str,
+    reason: str,
+    lake: Paths,
+    started: Any,
+    before: str,
+    invocation: str,
+    failed: bool,
+) -> None:
+    if action == build_state.Action.SKIP.value:
+        run: audit.RunRecord | None = audit.skipped_run(target, reason, started)
+    elif invocation == before:
+        run = audit.failed_run(target, action, reason, started) if failed else None
+    else:
+        run = audit.run_from_artifacts(target_path(target), target, action, reason, invocation)
+        if run is None and failed:
+            run = audit.failed_run(target, action, reason, started)
+    if run is not None:
+        if not failed:
+            audit.attach_batches(run, lake)
+        if target == LAKE_TARGET:
+            audit.attach_model_batches(run, _spark_session_if_started())
+        audit.record(run, lake)
 
 
 def generate_docs(lake_target: str = LAKE_TARGET, warehouse_target: str = WAREHOUSE_TARGET) -> Path:
@@ -206,6 +257,13 @@ def _silver_counts() -> dict[str, int]:
         "silver.slv_sales": sum(b["valid_rows"] for b in batches),
         "silver.slv_sales_rejected": sum(b["rejected_rows"] for b in batches),
     }
+
+
+def _spark_session_if_started() -> Any:
+    """The Spark session of this process, without importing Spark when no lake build ran here."""
+    import sys
+
+    return _spark_session() if "pyspark" in sys.modules else None
 
 
 def _spark_session() -> Any:
