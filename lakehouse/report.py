@@ -31,6 +31,8 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from lakehouse.engines import connect_warehouse
+from lakehouse.health import Health, read_health
+from lakehouse.settings import Paths, ProjectNotFound
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,12 @@ CHART_IDS = (
     "chart-clv-distribution",
     "chart-daily-sales",
 )
+
+# The pipeline health section's charts, shown when the warehouse holds the audit history, and
+# how much history they show.
+HEALTH_CHART_IDS = ("chart-build-history", "chart-rejections")
+HEALTH_RUNS = 50
+HEALTH_BATCHES = 50
 
 SPEND_ORDER = ("VIP", "Loyal", "Regular")
 FREQUENCY_ORDER = ("High", "Medium", "Low")
@@ -106,7 +114,7 @@ def build_report(duckdb_path: Path, out_dir: Path) -> Path:
     data = read_marts(source)
     if not data.totals["products"]:
         log.warning("the marts in %s are empty: land data and run `lakehouse build`", source)
-    page = render_report(data, source, datetime.now(UTC))
+    page = render_report(data, source, datetime.now(UTC), read_pipeline_health(source))
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / REPORT_FILE
@@ -137,6 +145,19 @@ def read_marts(source: Path) -> MartData:
         )
     finally:
         con.close()
+
+
+def read_pipeline_health(source: Path) -> Health | None:
+    """The audit history in the warehouse (and Bronze's ledger beside it), or None without one."""
+    try:
+        health = read_health(Paths(source.parent), duckdb_file=source)
+    except ProjectNotFound as error:
+        log.warning("no pipeline health section: the SLAs are project vars (%s)", error)
+        return None
+    except duckdb.Error as error:
+        log.warning("no pipeline health section: cannot read the audit history (%s)", error)
+        return None
+    return health if health.audited else None
 
 
 def _connect(source: Path) -> duckdb.DuckDBPyConnection:
@@ -523,6 +544,29 @@ def chart_clv_distribution(rows: list[Row]) -> go.Figure:
     return _layout(fig, barmode="overlay", bargap=0.05)
 
 
+def _count_bars(
+    fig: go.Figure,
+    x: list[str],
+    rows: list[Row],
+    series: Sequence[tuple[str, str, str]],
+    row: int = 1,
+    col: int = 1,
+) -> None:
+    """One bar trace of counts per (name, key, colour), in one subplot (stacked by the layout)."""
+    for name, key, colour in series:
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=x,
+                y=[_num(r[key]) for r in rows],
+                marker_color=colour,
+                hovertemplate=f"<b>%{{x}}</b><br>%{{y:,}} {name}<extra></extra>",
+            ),
+            row=row,
+            col=col,
+        )
+
+
 def chart_daily_sales(rows: list[Row]) -> go.Figure:
     """Revenue per ingest date, and how many of the day's customers were new or returning.
 
@@ -571,26 +615,117 @@ def chart_daily_sales(rows: list[Row]) -> go.Figure:
         )
         # No axis title: it would run into the next plot; the legend names the line.
         fig.update_yaxes(showgrid=False, rangemode="tozero", row=1, col=1, secondary_y=True)
-    for name, key, colour in (
-        ("new customers", "new_customers", GREEN),
-        ("returning customers", "returning_customers", GREY),
-    ):
-        fig.add_trace(
-            go.Bar(
-                name=name,
-                x=days,
-                y=[_num(r[key]) for r in rows],
-                marker_color=colour,
-                hovertemplate=f"<b>%{{x}}</b><br>%{{y:,}} {name}<extra></extra>",
-            ),
-            row=1,
-            col=2,
-        )
+    _count_bars(
+        fig,
+        days,
+        rows,
+        (
+            ("new customers", "new_customers", GREEN),
+            ("returning customers", "returning_customers", GREY),
+        ),
+        col=2,
+    )
     fig.update_xaxes(type="category", title="ingest date")
     fig.update_yaxes(title="revenue", row=1, col=1, secondary_y=False)
     fig.update_yaxes(title="customers", row=1, col=2)
     gap = 0.4 if len(rows) > 1 else 0.6
     return _layout(fig, height=470, top=90, legend_y=1.14, barmode="stack", bargap=gap)
+
+
+def _run_label(run: Row) -> str:
+    when = run["completed_at"]
+    return f"{esc(run['target'])} {when:%m-%d %H:%M:%S}" if when else esc(run["invocation_id"])
+
+
+def chart_build_history(runs: list[Row]) -> go.Figure:
+    """Per build that ran dbt: its duration, and how its tests ended (passed, warned, failed)."""
+    labels = [_run_label(r) for r in runs]
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=("build duration", "test outcomes"),
+    )
+    targets = sorted({str(r["target"]) for r in runs})
+    colours = iter((BLUE, ORANGE, *OTHER_COLOURS) * (len(targets) + 1))
+    for target in targets:
+        members = [r for r in runs if r["target"] == target]
+        fig.add_trace(
+            go.Bar(
+                name=esc(target),
+                x=[_run_label(r) for r in members],
+                y=[_num(r["elapsed_seconds"]) for r in members],
+                marker_color=next(colours),
+                customdata=[[esc(r["action"]), esc(r["status"])] for r in members],
+                hovertemplate=(
+                    "<b>%{x}</b><br>%{y:.1f} s<br>%{customdata[0]}, %{customdata[1]}<extra></extra>"
+                ),
+            ),
+            row=1,
+            col=1,
+        )
+    _count_bars(
+        fig,
+        labels,
+        runs,
+        (
+            ("tests passed", "passed_tests", GREEN),
+            ("tests warned", "warned_tests", "#f59e0b"),
+            ("tests failed", "failed_tests", "#ef4444"),
+        ),
+        row=2,
+    )
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels, tickangle=-35)
+    fig.update_yaxes(title="seconds", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title="tests", rangemode="tozero", row=2, col=1)
+    return _layout(fig, height=620, top=90, legend_y=1.08, barmode="stack", bargap=0.3)
+
+
+def _batch_label(batch: Row) -> str:
+    return f"{esc(batch['ingest_date'])} · {esc(batch['batch_id'])}"
+
+
+def chart_rejections(batches: list[Row], rejections: list[Row]) -> go.Figure:
+    """Per batch, the share of its landed rows Silver rejected, stacked by reason (a row with
+    several reasons counts under each)."""
+    labels = [_batch_label(b) for b in batches]
+    shown = {b["batch_id"] for b in batches}
+    reasons = sorted({str(r["reason"]) for r in rejections if r["batch_id"] in shown})
+    colours = iter((*OTHER_COLOURS, BLUE, ORANGE, GREY) * (len(reasons) + 1))
+    fig = go.Figure()
+    for reason in reasons:
+        rows = {r["batch_id"]: r for r in rejections if r["reason"] == reason}
+        fig.add_trace(
+            go.Bar(
+                name=esc(reason),
+                x=labels,
+                y=[
+                    100.0 * _num(rows[b["batch_id"]]["rejected_rows"]) / _num(b["landed_rows"])
+                    if b["batch_id"] in rows and b["landed_rows"]
+                    else 0.0
+                    for b in batches
+                ],
+                marker_color=next(colours),
+                customdata=[
+                    fmt_int(rows[b["batch_id"]]["rejected_rows"] if b["batch_id"] in rows else 0)
+                    for b in batches
+                ],
+                hovertemplate=(
+                    "<b>%{x}</b><br>%{y:.2f} % of landed rows (%{customdata} rows)"
+                    "<extra>%{fullData.name}</extra>"
+                ),
+            )
+        )
+    if not reasons:
+        fig.add_annotation(
+            text="no row rejected in these batches", showarrow=False, x=0.5, y=0.5, xref="paper"
+        )
+    fig.update_xaxes(
+        type="category", categoryorder="array", categoryarray=labels, title="batch", tickangle=-35
+    )
+    fig.update_yaxes(title="rejected rows", ticksuffix=" %", rangemode="tozero")
+    return _layout(fig, height=460, top=60, legend_y=1.04, barmode="stack", bargap=0.3)
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> Markup:
@@ -696,6 +831,77 @@ SEGMENT_COLUMNS = (
 )
 
 
+FRESHNESS_COLUMNS = (
+    Column("Relation", "name"),
+    Column("Newest batch landed (UTC)", "newest_landed_at", lambda v: str(v)[:19]),
+    Column("Ingest date", "newest_ingest_date"),
+    Column("Age (hours)", "age_hours", lambda v: f"{v:,.1f}", numeric=True),
+    Column("Warn after (hours)", "warn_after_hours", lambda v: f"{v:g}", numeric=True),
+    Column("Error after (hours)", "error_after_hours", lambda v: f"{v:g}", numeric=True),
+    Column("State", "state"),
+)
+
+BATCH_QUALITY_COLUMNS = (
+    Column("Batch", "batch_id"),
+    Column("Ingest date", "ingest_date"),
+    Column("Landed", "landed_rows", fmt_int, numeric=True),
+    Column("Valid", "valid_rows", fmt_int, numeric=True),
+    Column("Rejected", "rejected_rows", fmt_int, numeric=True),
+    Column("Rejected %", "rejected_pct", fmt_pct, numeric=True),
+)
+
+
+@dataclass(frozen=True)
+class HealthSection:
+    """The pipeline health section: its charts (HEALTH_CHART_IDS) and tables."""
+
+    intro: str
+    charts: Sequence[Markup]
+    tables: Sequence[Table]
+
+
+def health_section(health: Health) -> HealthSection:
+    runs = [r for r in health.runs if r["status"] != "skipped"][-HEALTH_RUNS:]
+    batches = health.batches[-HEALTH_BATCHES:]
+    freshness = [
+        {
+            "name": f.name,
+            "newest_landed_at": f.newest_landed_at,
+            "newest_ingest_date": f.newest_ingest_date,
+            "age_hours": f.age_hours,
+            "warn_after_hours": f.sla.warn_after_hours,
+            "error_after_hours": f.sla.error_after_hours,
+            "state": f.state,
+        }
+        for f in health.freshness
+    ]
+    skipped = sum(1 for r in health.runs if r["status"] == "skipped")
+    breaches = health.breaches
+    return HealthSection(
+        f"{len(health.runs)} recorded builds ({skipped} found nothing new and ran no dbt), "
+        f"{len(health.batches)} batches. "
+        + (
+            f"SLA breached: {'; '.join(breaches)}."
+            if breaches
+            else "Every freshness SLA is met and no test fails in the last build."
+        )
+        + " Freshness is the age of the newest batch a relation reflects, by landing time.",
+        [
+            _figure_html(chart_build_history(runs), HEALTH_CHART_IDS[0]),
+            _figure_html(chart_rejections(batches, health.rejections), HEALTH_CHART_IDS[1]),
+        ],
+        [
+            Table("table-freshness", FRESHNESS_COLUMNS, freshness, "Freshness against the SLA"),
+            Table(
+                "table-batch-quality",
+                BATCH_QUALITY_COLUMNS,
+                list(reversed(batches)),
+                "Batch quality, newest first",
+            ),
+        ],
+    )
+
+
 @dataclass(frozen=True)
 class Section:
     """One section of the page: a chart, and below it an optional table."""
@@ -714,7 +920,9 @@ TEMPLATES = Environment(
 )
 
 
-def render_report(data: MartData, source: Path, generated: datetime) -> str:
+def render_report(
+    data: MartData, source: Path, generated: datetime, health: Health | None = None
+) -> str:
     """The whole page as a string."""
     has_prediction = any(r["predicted_clv"] is not None for r in data.clv)
     top_share = sum(_num(r["revenue_contribution_pct"]) for r in data.top_products)
@@ -789,5 +997,6 @@ def render_report(data: MartData, source: Path, generated: datetime) -> str:
         source=source,
         cards=headline_cards(data.totals),
         sections=sections,
+        health=health_section(health) if health else None,
         plotlyjs=Markup(get_plotlyjs()),
     )

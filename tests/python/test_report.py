@@ -30,7 +30,8 @@ import duckdb
 import markupsafe
 import pytest
 
-from lakehouse.report import CHART_IDS, MARTS, ReportError, build_report
+from lakehouse.report import CHART_IDS, HEALTH_CHART_IDS, MARTS, ReportError, build_report
+from tests.python.lakehouse_story import DAY1, DAY2, DAY3, Story, count_rows, ledger_entries
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,15 +166,16 @@ def test_writes_one_self_contained_file(report_file: Path, report_text: str, pag
     assert report_file.parent.is_dir()
     assert report_text.startswith("<!DOCTYPE html>")
     assert page.title == "Insights report"
-    # plotly.js inline exactly once, nothing fetched from anywhere.
-    assert report_text.count("Plotly.newPlot(") == len(CHART_IDS)
+    # plotly.js inline exactly once, nothing fetched from anywhere; the story's warehouse holds
+    # the audit history, so the pipeline health charts are there too.
+    assert report_text.count("Plotly.newPlot(") == len(CHART_IDS) + len(HEALTH_CHART_IDS)
     assert report_text.count("* plotly.js v") == 1
     assert page.script_srcs == []
     assert page.stylesheets == []
 
 
 def test_has_every_chart_div(report_text: str, page: Page) -> None:
-    for chart_id in CHART_IDS:
+    for chart_id in (*CHART_IDS, *HEALTH_CHART_IDS):
         element = page.ids.get(chart_id)
         assert element is not None, f"no element with id {chart_id}"
         assert element["tag"] == "div"
@@ -250,6 +252,32 @@ def test_segment_table_equals_the_mart(warehouse_duckdb: Path, page: Page) -> No
     }
     assert shown == expected
     assert len(body_rows(page, "table-segments")) == len(rows)
+
+
+def test_pipeline_health_shows_each_batch_and_each_mart(page: Page, story: Story) -> None:
+    """The story landed three files (one with injected bad rows) and built every mart: the
+    section lists each batch, newest first, with what its file held, and every mart's freshness
+    (the copy of the warehouse has no ledger beside it, so no Bronze row)."""
+    assert page.ids["health"]["tag"] == "section"
+    ledger = sorted(ledger_entries(story.home), key=lambda e: e["ingested_at"], reverse=True)
+    bad = len(story.day2_expected["bad_lines"])
+    landed = {
+        DAY1: count_rows(story.real_rows),
+        DAY2: count_rows(story.day2_csv),
+        DAY3: count_rows(story.day3_csv),
+    }
+    rejected = {DAY1: 0, DAY2: bad, DAY3: 0}
+    assert column(page, "table-batch-quality", "Batch") == [e["batch_id"] for e in ledger]
+    days = [e["ingest_date"] for e in ledger]
+    assert column(page, "table-batch-quality", "Landed") == [f"{landed[d]:,}" for d in days]
+    assert column(page, "table-batch-quality", "Rejected") == [f"{rejected[d]:,}" for d in days]
+    assert column(page, "table-batch-quality", "Rejected %") == [
+        f"{Decimal(100 * rejected[d]) / Decimal(landed[d]):.2f} %" for d in days
+    ]
+    assert sorted(column(page, "table-freshness", "Relation")) == sorted(MARTS)
+    # the marts reflect the day-3 batch, landed minutes before the report
+    assert set(column(page, "table-freshness", "Ingest date")) == {DAY3}
+    assert set(column(page, "table-freshness", "State")) == {"ok"}
 
 
 def test_says_where_and_when(report_text: str, page: Page, warehouse_duckdb: Path) -> None:
@@ -586,6 +614,7 @@ def test_renders_in_chromium(
     report_file: Path,
     warehouse_duckdb: Path,
     tmp_path: Path,
+    story: Story,
 ) -> None:
     chromium = launch_chromium()
     started = time.monotonic()
@@ -601,12 +630,14 @@ def test_renders_in_chromium(
         "chart-category-pareto": categories,
         "chart-customer-segments": 2 * segments,
     }
+    # the day-2 batch is the only one with rejected rows: at least one bar per reason
+    reasons = sum(1 for n in story.day2_expected["bad_rows_by_reason"].values() if n)
 
     def rendered() -> dict[str, Any]:
         reply = chromium.send(
             "Runtime.evaluate",
             session,
-            expression=CHECK_CHARTS_JS % json.dumps(CHART_IDS),
+            expression=CHECK_CHARTS_JS % json.dumps([*CHART_IDS, *HEALTH_CHART_IDS]),
             returnByValue=True,
         )
         value: dict[str, Any] = reply["result"]["value"]
@@ -640,7 +671,7 @@ def test_renders_in_chromium(
     elapsed = time.monotonic() - started
 
     assert png.startswith(b"\x89PNG") and len(png) > 50_000
-    for chart_id in CHART_IDS:
+    for chart_id in (*CHART_IDS, *HEALTH_CHART_IDS):
         chart = charts[chart_id]
         assert chart is not None, f"{chart_id} is not in the page"
         assert chart["svgs"] >= 1 and chart["svgChildren"] > 0, f"{chart_id} has no plot: {chart}"
@@ -651,6 +682,9 @@ def test_renders_in_chromium(
     assert charts["chart-market-heatmap"]["heatmaps"] >= 1
     assert charts["chart-clv-distribution"]["bars"] >= 1
     assert charts["chart-daily-sales"]["bars"] >= days, charts["chart-daily-sales"]
+    # a duration bar per build that ran dbt (three per target; the fourth found nothing new)
+    assert charts["chart-build-history"]["bars"] >= 2 * 3, charts["chart-build-history"]
+    assert charts["chart-rejections"]["bars"] >= reasons, charts["chart-rejections"]
     assert console_errors(chromium.events) == []
     assert outside_requests(chromium.events) == []
     assert elapsed < 60
