@@ -472,6 +472,12 @@ def _print_health(out: Console, health: Any) -> None:
     batches = Table(title="latest batches", show_header=True)
     for name in ("batch", "ingest date", "landed", "valid", "rejected", "rejected %"):
         batches.add_column(name, justify="left" if name in ("batch", "ingest date") else "right")
+    batches.add_column("rejected by reason")
+    reasons: dict[str, list[str]] = {}
+    for rejection in health.rejections:
+        reasons.setdefault(rejection["batch_id"], []).append(
+            f"{rejection['reason']} {rejection['rejected_rows']:,}"
+        )
     for batch in health.latest_batches:
         batches.add_row(
             batch["batch_id"],
@@ -480,9 +486,10 @@ def _print_health(out: Console, health: Any) -> None:
             f"{batch['valid_rows']:,}",
             f"{batch['rejected_rows']:,}",
             "—" if batch["rejected_pct"] is None else f"{batch['rejected_pct']:.2f}",
+            ", ".join(reasons.get(batch["batch_id"], [])),
         )
     if not health.latest_batches:
-        batches.add_row("no batch built yet", "", "", "", "", "")
+        batches.add_row("no batch built yet", "", "", "", "", "", "")
     out.print(batches)
 
 
