@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from lakehouse.settings import Paths
 
@@ -382,92 +383,98 @@ def flush(lake: Paths) -> int:
 
 
 def write_record(con: duckdb.DuckDBPyConnection, record: RunRecord) -> None:
-    """Append one run; nothing when the run is already there."""
+    """Append one run; nothing when the run is already there. One bulk insert per table: a
+    statement per row cost a second per build, which a watch cycle pays every time."""
     if con.execute(
         f"select 1 from {SCHEMA}.runs where invocation_id = ?", [record.invocation_id]
     ).fetchone():
         return
     tests = [n for n in record.nodes if n.resource_type in TEST_TYPES]
-    con.execute(
-        f"insert into {SCHEMA}.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            record.invocation_id,
-            record.target,
-            record.action,
-            record.reason,
-            record.status,
-            record.selector,
-            record.started_at,
-            record.completed_at,
-            record.elapsed_seconds,
-            record.dbt_version,
-            len(record.nodes),
-            sum(1 for n in record.nodes if n.status in FAILED_STATUSES),
-            sum(1 for n in tests if n.status in FAILED_STATUSES),
-            sum(1 for n in tests if n.status == "warn"),
-            _iso(now_utc()),
-        ],
+    run = {
+        "invocation_id": record.invocation_id,
+        "target": record.target,
+        "action": record.action,
+        "reason": record.reason,
+        "status": record.status,
+        "selector": record.selector,
+        "started_at": record.started_at,
+        "completed_at": record.completed_at,
+        "elapsed_seconds": record.elapsed_seconds,
+        "dbt_version": record.dbt_version,
+        "nodes": len(record.nodes),
+        "failed_nodes": sum(1 for n in record.nodes if n.status in FAILED_STATUSES),
+        "failed_tests": sum(1 for n in tests if n.status in FAILED_STATUSES),
+        "warned_tests": sum(1 for n in tests if n.status == "warn"),
+        "recorded_at": _iso(now_utc()),
+    }
+    _insert(con, "runs", [run])
+    versions = dict(
+        con.execute(
+            f"select unique_id, arg_max(table_version, completed_at) from {SCHEMA}.node_results "
+            "where table_version is not null group by unique_id"
+        ).fetchall()
     )
-    for node in record.nodes:
-        con.execute(
-            f"insert or ignore into {SCHEMA}.node_results "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                record.invocation_id,
-                node.unique_id,
-                record.target,
-                node.resource_type,
-                node.name,
-                node.relation_name,
-                node.status,
-                node.started_at,
-                node.completed_at,
-                node.execution_seconds,
-                node.rows_affected,
-                node.failures,
-                node.message,
-                _new_batches(con, node),
-                node.table_version,
-            ],
-        )
-    for batch in record.batches:
-        con.execute(
-            f"insert or ignore into {SCHEMA}.run_batches values (?, ?, ?, ?)",
-            [record.target, batch["batch_id"], batch["ingest_date"], record.invocation_id],
-        )
-    for quality in record.quality:
-        con.execute(
-            f"insert or ignore into {SCHEMA}.batch_quality values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                quality["batch_id"],
-                quality["ingest_date"],
-                _iso(parse_time(quality["ingested_at"])),
-                quality["source_name"],
-                quality["landed_rows"],
-                quality["valid_rows"],
-                quality["rejected_rows"],
-                record.invocation_id,
-            ],
-        )
-        for reason, rows in quality["rejected_by_reason"].items():
-            con.execute(
-                f"insert or ignore into {SCHEMA}.batch_rejections values (?, ?, ?)",
-                [quality["batch_id"], reason, rows],
-            )
+    nodes = [
+        {
+            **asdict(node),
+            "invocation_id": record.invocation_id,
+            "target": record.target,
+            "batch_ids": _new_batches(node, versions.get(node.unique_id)),
+        }
+        for node in record.nodes
+    ]
+    _insert(con, "node_results", nodes)
+    batches = [
+        {**batch, "target": record.target, "invocation_id": record.invocation_id}
+        for batch in record.batches
+    ]
+    _insert(con, "run_batches", batches)
+    quality = [
+        {
+            **q,
+            "ingested_at": _iso(parse_time(q["ingested_at"])),
+            "first_built_by": record.invocation_id,
+        }
+        for q in record.quality
+    ]
+    _insert(con, "batch_quality", quality)
+    rejections = [
+        {"batch_id": q["batch_id"], "reason": reason, "rejected_rows": rows}
+        for q in record.quality
+        for reason, rows in q["rejected_by_reason"].items()
+    ]
+    _insert(con, "batch_rejections", rejections)
 
 
-def _new_batches(con: duckdb.DuckDBPyConnection, node: NodeRecord) -> str | None:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows (keys beyond the table's columns ignored), skipping keys already there."""
+    if not rows:
+        return
+    columns = [
+        str(name)
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [SCHEMA, table],
+        ).fetchall()
+    ]
+    frame = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
+    con.register("audit_rows", frame)
+    try:
+        names = ", ".join(columns)
+        con.execute(
+            f"insert or ignore into {SCHEMA}.{table} ({names}) select {names} from audit_rows"
+        )
+    finally:
+        con.unregister("audit_rows")
+
+
+def _new_batches(node: NodeRecord, last_version: str | None) -> str | None:
     """The node's built batches, unless the table is the version an earlier run already recorded
     (a model that found nothing new keeps its last run's property)."""
     if node.batch_ids is None:
         return None
-    last = con.execute(
-        f"select table_version from {SCHEMA}.node_results "
-        "where unique_id = ? and table_version is not null "
-        "order by completed_at desc nulls last limit 1",
-        [node.unique_id],
-    ).fetchone()
-    if last is not None and last[0] == node.table_version:
+    if last_version is not None and last_version == node.table_version:
         return ""
     return ",".join(sorted(node.batch_ids))
 
