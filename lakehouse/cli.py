@@ -8,6 +8,7 @@
     run        the whole pipeline; generates and lands the default dataset if Bronze is empty
     docs       the dbt docs site: one lineage graph, Bronze to the marts and exposures
     dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB ext.)
+    shell      a dbt prompt whose Spark session stays warm between commands (the dev loop)
     env        the same wiring as shell exports, for calling `dbt` yourself
     rehearse   rehearse a production build offline (`rehearse glue`: dbt-glue on a local stand-in)
 
@@ -308,6 +309,41 @@ def _summary(
 def dbt(dbt_args: tuple[str, ...]) -> None:
     """Any dbt command with the local engines wired, e.g. `lakehouse dbt build --target lake`."""
     _run_or_exit(lambda: pipeline.run_dbt(list(dbt_args)))
+
+
+@main.command()
+def shell() -> None:
+    """A dbt prompt that keeps the engines warm: each line is a dbt command, e.g.
+    `run --select dim_customers --target lake`; `exit` (or end of input) quits.
+
+    Every `lakehouse dbt` command pays a new JVM, the metastore's start and a cold JIT (about
+    ten seconds before dbt runs its first node). Here one Spark session serves every command,
+    so re-running a model after an edit costs what the model costs. Failures are printed and
+    the prompt goes on; the exit status is 1 when the last command failed.
+    """
+    failed = False
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("dbt> " if interactive else "")
+        except EOFError:
+            break
+        args = shlex.split(line.strip())
+        if args and args[0] == "dbt":
+            args = args[1:]
+        if not args:
+            continue
+        if args[0] in ("exit", "quit"):
+            break
+        started = time.perf_counter()
+        try:
+            pipeline.run_dbt(args)
+            failed = False
+        except pipeline.DbtFailed as error:
+            console.print(f"[red]{error}[/red]")
+            failed = True
+        console.print(f"`dbt {shlex.join(args)}` took {time.perf_counter() - started:.1f}s")
+    sys.exit(ExitCode.BUILD_FAILED if failed else ExitCode.OK)
 
 
 @main.command()
