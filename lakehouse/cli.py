@@ -26,6 +26,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import logging
@@ -37,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -46,7 +47,17 @@ from rich.table import Table
 
 from lakehouse import pipeline
 from lakehouse.engines import engine_environment
-from lakehouse.settings import DEFAULT_ROWS, ProjectNotFound, paths, project_dir, reports_dir
+from lakehouse.settings import (
+    DEFAULT_ROWS,
+    Paths,
+    ProjectNotFound,
+    paths,
+    project_dir,
+    reports_dir,
+)
+
+if TYPE_CHECKING:
+    from lakehouse.watch import Source
 
 console = Console(stderr=True)
 
@@ -271,21 +282,37 @@ def watch(
     abandons at once). With --max-cycles the exit status says how the run went: 1 if the last
     build failed, 3 if a file was refused, else 0.
     """
-    from lakehouse.watch import Watcher, WatchRefused, source_from_uri
+    from lakehouse.watch import WatchRefused, source_from_uri, watching
 
+    if "://" not in source_uri and not Path(source_uri).expanduser().is_dir():
+        raise click.BadParameter(f"{source_uri}: no such folder", param_hint="--from")
     lake = paths()
-    try:
-        project_dir()
-        source = source_from_uri(source_uri, lake, endpoint_url)
-        source.scan()
-    except (WatchRefused, ProjectNotFound) as error:
-        console.print(f"[red]refused[/red] {error}")
-        sys.exit(ExitCode.REFUSED)
+    with contextlib.ExitStack() as held:
+        try:
+            project_dir()
+            source = source_from_uri(source_uri, lake, endpoint_url)
+            source.scan()
+            held.enter_context(watching(lake))
+        except (WatchRefused, ProjectNotFound) as error:
+            console.print(f"[red]refused[/red] {error}")
+            sys.exit(ExitCode.REFUSED)
+        _watch(source, lake, interval, max_cycles)
+
+
+def _watch(source: Source, lake: Paths, interval: float, max_cycles: int | None) -> None:
+    from lakehouse.watch import Watcher
 
     def say(line: str) -> None:  # one line per event, whatever the width: logs get parsed
         console.print(line, soft_wrap=True, markup=False, highlight=False)
 
-    watcher = Watcher(source, lake, interval, say)
+    def build(timings: pipeline.StageTimings) -> None:
+        try:
+            pipeline.build(timings=timings)
+        finally:  # PySpark sets its own SIGINT handler when its context starts in this thread
+            if not watcher.stopping.is_set():
+                stop_on_signals(watcher.request_stop)
+
+    watcher = Watcher(source, lake, interval, say, build)
     stop_on_signals(watcher.request_stop)
     say(f"watching {source.uri} every {interval:g}s; landing into {lake.bronze}")
     watcher.run(max_cycles)

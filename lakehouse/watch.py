@@ -41,9 +41,11 @@ committed by its ledger entry, written last, and an Iceberg table by one atomic 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -166,12 +168,39 @@ class S3Source:
             yield path
 
 
+def spool_folder(lake: Paths) -> Path:
+    """Where S3 objects are copied to be landed (one temporary folder per object)."""
+    return lake.home / "_watch" / "spool"
+
+
 def source_from_uri(uri: str, lake: Paths, endpoint_url: str | None = None) -> Source:
     if uri.startswith("s3://"):
-        return S3Source(uri, make_s3_client(endpoint_url), lake.home / "_watch" / "spool")
+        return S3Source(uri, make_s3_client(endpoint_url), spool_folder(lake))
     if "://" in uri:
         raise WatchRefused(f"{uri}: watch a folder or s3://bucket/prefix")
     return FolderSource(Path(uri))
+
+
+@contextlib.contextmanager
+def watching(lake: Paths) -> Iterator[None]:
+    """Hold `lake`'s watch lock: one watch per lake (a second one would build into the same
+    Spark metastore at the same time). Raises WatchRefused when another process holds it."""
+    lock_file = lake.home / "_watch" / "watch.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise WatchRefused(
+                f"another `lakehouse watch` (pid {handle.read().strip() or '?'}) is watching "
+                f"{lake.home}"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        shutil.rmtree(spool_folder(lake), ignore_errors=True)  # copies a killed watch left
+        yield
 
 
 # --------------------------------------------------------------------------- what was seen
@@ -224,7 +253,7 @@ class Cycle:
     refused: list[IngestionError] = field(default_factory=list)
     retry: list[IngestionError] = field(default_factory=list)
     build: str = ""
-    """'' (no build), 'built', 'failed' or 'abandoned' (stop requested before it started)."""
+    """'' (no build), 'built', 'failed' or 'left for the next start' (stop requested first)."""
     timings: pipeline.StageTimings | None = None
 
     @property
@@ -315,7 +344,7 @@ class Watcher:
         due = bool(cycle.landed) or time.monotonic() >= self._retry_at
         if self._build_pending and due and not pipeline.bronze_is_empty(self.lake):
             if self.stopping.is_set():
-                cycle.build = "abandoned"
+                cycle.build = "left for the next start"
             else:
                 self._build(cycle)
         return cycle
