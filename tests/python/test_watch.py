@@ -4,8 +4,10 @@ real files moved into a folder and put in an S3 prefix on a moto server, the rea
 One scenario, run once (each lake build costs 40-60 s), observed by several tests:
 
 1. watch 1 starts on a folder holding parts A and B of the real fixture, a bad file and a
-   half-written ``C.csv.part``: one cycle lands A and B, refuses the bad file, builds once. While
-   it is idle, the test opens the warehouse read-only, as an analyst would.
+   half-written ``C.csv.part``: one cycle lands A and B, refuses the bad file and builds; the
+   warehouse build fails, because the test holds the DuckDB file open read-only as an analyst
+   might. Once the test lets go, the next cycle builds the warehouse alone. While the watch is
+   idle, the test opens the warehouse read-only again.
 2. C is completed and renamed ``C.csv``, D is moved in; watch 1 is SIGKILLed in the middle of the
    build that follows.
 3. watch 2 starts on the same lake, watching an S3 prefix that holds E, a copy of A and a bad
@@ -156,9 +158,16 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3) -> Scena
     c_bytes = parts["C"].read_bytes()
     (incoming / "C.csv.part").write_bytes(c_bytes[: len(c_bytes) // 2])  # being written
 
-    # 1. one cycle lands A and B and refuses the bad file; then idle
+    # 1. one cycle lands A and B and refuses the bad file; its warehouse build fails while an
+    # analyst's read-only connection is open, and is retried once it is closed; then idle
+    duckdb.connect(str(home / "warehouse.duckdb")).close()
+    analyst = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     first = Watch(home, "--from", str(incoming))
     try:
+        try:
+            first.wait_for(r"^build failed")
+        finally:
+            analyst.close()
         built = first.wait_for(BUILT)
         ledger_after_first_cycle = ledger_entries(home)
         readonly_purchases, readonly_error = _read_only_purchases(home)
@@ -198,10 +207,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3) -> Scena
     )
 
 
-def _cycle_line(run: Watch) -> str:
-    built = [line for line in run.lines if BUILT.search(line)]
-    assert built, run.output[-6000:]
-    return built[0]
+def _cycle_line(run: Watch, pattern: re.Pattern[str] = BUILT) -> str:
+    found = [line for line in run.lines if pattern.search(line)]
+    assert found, run.output[-6000:]
+    return found[0]
 
 
 def _kept(home: Path, name: str) -> tuple[Path, dict[str, Any]]:
@@ -214,7 +223,7 @@ def _kept(home: Path, name: str) -> tuple[Path, dict[str, Any]]:
 def test_files_found_together_land_in_one_cycle_and_a_bad_file_is_kept_with_its_reason(
     scenario: Scenario,
 ) -> None:
-    first = _cycle_line(scenario.first)
+    first = _cycle_line(scenario.first, re.compile("^cycle 1: "))
     assert first.startswith("cycle 1: landed 2 file(s)"), first
     assert "A.csv" in first and "B.csv" in first
     assert "refused" in first and "bad.csv" in first
@@ -231,6 +240,16 @@ def test_files_found_together_land_in_one_cycle_and_a_bad_file_is_kept_with_its_
         "D.csv",
         "bad.csv",
     ]
+
+
+@pytest.mark.spark
+def test_a_build_that_fails_is_retried_and_redoes_only_what_failed(scenario: Scenario) -> None:
+    failed = _cycle_line(scenario.first, re.compile("^cycle 1: "))
+    assert "; failed: lake build: full build" in failed, failed
+    retried = _cycle_line(scenario.first)
+    assert not retried.startswith("cycle 1: ") and "landed" not in retried, retried
+    assert "lake build: up to date" in retried and "warehouse build: full build" in retried
+    assert len(ledger_entries(scenario.home)) == len(PARTS)  # and nothing landed twice
 
 
 @pytest.mark.spark
