@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report_md.console_summary(result))
     failed = [s["name"] for s in result["scales"] if "error" in s]
     failed += [s["name"] for s in result["scales"] if "error" in (s.get("incremental") or {})]
+    failed += [s["name"] for s in result["scales"] if "error" in (s.get("watch") or {})]
     failed += [k for k in ("spark_startup", "demo") if "error" in (result.get(k) or {})]
     # the baseline and the lake must have done the same work, or the ratio means nothing
     failed += [s["name"] for s in result["scales"] if not s.get("baseline", {}).get("same_work", 1)]

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import REPO_DIR
 from bench.targets import evaluate
+from bench.watch_latency import summary as watch_summary
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,18 @@ def scale_section(run: dict[str, Any], scale: dict[str, Any]) -> list[str]:
             f"Same fct_sales rows and purchase sum, identical dimensions: {agree} "
             f"(lake {_num(baseline['lake']['fct_sales_rows'])} rows, "
             f"{_num(baseline['lake']['fct_sales_purchase_amount'])} purchase sum).",
+        ]
+    watch = scale.get("watch")
+    if watch:
+        lines += [
+            "",
+            f"{watch_summary(watch)[0].upper()}{watch_summary(watch)[1:]}. Each micro-batch (a "
+            "slice of this scale's input, so a new batch of valid rows) is moved into a watched "
+            "folder once the previous one is visible, and timed from its rename to its rows "
+            "being counted by `marts.mart_daily_sales`, read from the DuckDB file opened "
+            f"read-only every {watch['poll_s']:g} s. Latencies (s): "
+            + ", ".join(f"{value:.1f}" for value in watch["latencies_s"])
+            + ".",
         ]
     incremental = scale.get("incremental")
     if incremental:
@@ -505,6 +518,8 @@ def console_summary(run: dict[str, Any]) -> str:
             lines.append(f"incremental / full lake build: {incremental['ratio_to_full']:.0%}")
         if "error" in incremental:
             lines.append(f"incremental FAILED: {incremental['error'].splitlines()[0]}")
+        if scale.get("watch"):
+            lines.append(watch_summary(scale["watch"]))
         if scale.get("baseline"):
             b = scale["baseline"]
             lines.append(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import REPO_DIR, checks, machine, snapshot, stages
+from bench import REPO_DIR, checks, machine, snapshot, stages, watch_latency
 from bench.stages import Home, StageFailed, StageResult
 from bench.targets import evaluate
 from lakehouse.settings import DEFAULT_ROWS
@@ -30,6 +30,11 @@ INCREMENTAL_SEED = 43
 INCREMENTAL_SHARE = 0.01
 FULL_INGEST_DATE = "2026-01-01"
 INCREMENTAL_INGEST_DATE = "2026-01-02"
+# arrival-to-mart latency of `lakehouse watch` (issue #14): micro-batches of 1% on the history
+WATCH_SCALE = "550k"
+WATCH_BATCHES = 10
+WATCH_BATCHES_QUICK = 1
+WATCH_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,11 @@ def run_scale(
     done: list[StageResult] = entry["stages"]
     try:
         _full_build(name, options, home, entry, done)
+        if name == WATCH_SCALE or options.quick:
+            batches = WATCH_BATCHES_QUICK if options.quick else WATCH_BATCHES
+            entry["watch"] = watch_latency.measure(
+                home, _input_file(name, home), batches, WATCH_SHARE
+            )
         if incremental and not options.quick:
             entry["incremental"] = _incremental(home, entry["rows"], _stage(done, "build"))
     except StageFailed as error:
@@ -83,11 +93,18 @@ def run_scale(
         pipeline = [s for s in entry["stages"] if s["name"] != "duckdb baseline"]
         pipeline += (entry.get("incremental") or {}).get("stages", [])
         entry["pipeline_peak_rss_mb"] = max((s["peak_rss_mb"] for s in pipeline), default=None)
-        failed = "error" in entry or "error" in (entry.get("incremental") or {})
+        failed = "error" in entry or any(
+            "error" in (entry.get(part) or {}) for part in ("incremental", "watch")
+        )
         if not options.keep_work and not failed:
             for folder in (home.lake, home.inputs, home.root / "baseline"):
                 shutil.rmtree(folder, ignore_errors=True)
     return entry
+
+
+def _input_file(name: str, home: Home) -> Path:
+    """The file a scale's history was landed from (see _full_build)."""
+    return real_input()[0] if name == "real" else home.inputs / "walmart_sales.csv"
 
 
 def _stage(done: list[StageResult], name: str) -> StageResult:
@@ -97,12 +114,12 @@ def _stage(done: list[StageResult], name: str) -> StageResult:
 def _full_build(
     name: str, options: Options, home: Home, entry: dict[str, Any], done: list[StageResult]
 ) -> None:
+    source = _input_file(name, home)
     if name == "real":
-        source, label = real_input()
+        label = real_input()[1]
         rows = count_rows(source)
     else:
         rows, label = GENERATED_ROWS[name], f"generated (seed {SEED})"
-        source = home.inputs / "walmart_sales.csv"
         done.append(stages.generate(home, rows, SEED, source))
     entry.update({"rows": rows, "input": {"file": source.name, "bytes": source.stat().st_size}})
     entry["input"]["source"] = label

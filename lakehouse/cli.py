@@ -4,10 +4,12 @@
     generate   write a synthetic Walmart-style dataset (any size, deterministic)
     ingest     land CSV files in Bronze (local folder or S3), safely and idempotently
     build      dbt build: the lake (Spark: Silver, Gold), then the warehouse (DuckDB: marts)
+    watch      land new files as they arrive in a folder or S3 prefix, and build, continuously
     report     the insights report (HTML) from the marts
     run        the whole pipeline; generates and lands the default dataset if Bronze is empty
     docs       the dbt docs site: one lineage graph, Bronze to the marts and exposures
     dbt ...    any dbt command with the local engines wired (Java, Iceberg jar, DuckDB ext.)
+    shell      a dbt prompt whose Spark session stays warm between commands (the dev loop)
     env        the same wiring as shell exports, for calling `dbt` yourself
     rehearse   rehearse a production build offline (`rehearse glue`: dbt-glue on a local stand-in)
     status     the lake's health: last builds, freshness against the SLA, failing tests, rejects
@@ -27,17 +29,19 @@ Exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import logging
 import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -46,7 +50,17 @@ from rich.table import Table
 
 from lakehouse import pipeline
 from lakehouse.engines import engine_environment
-from lakehouse.settings import DEFAULT_ROWS, ProjectNotFound, paths, reports_dir
+from lakehouse.settings import (
+    DEFAULT_ROWS,
+    Paths,
+    ProjectNotFound,
+    paths,
+    project_dir,
+    reports_dir,
+)
+
+if TYPE_CHECKING:
+    from lakehouse.watch import Source
 
 console = Console(stderr=True)
 
@@ -238,6 +252,101 @@ def _print_build(timings: pipeline.StageTimings) -> None:
 
 
 @main.command()
+@click.option(
+    "--from",
+    "source_uri",
+    required=True,
+    help="The folder or s3://bucket/prefix to watch (its *.csv and *.csv.gz, not sub-folders).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between two looks at the source.",
+)
+@click.option("--endpoint-url", default=None, help="An S3-compatible endpoint for an s3:// source.")
+@click.option(
+    "--max-cycles",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many looks at the source (tests, benchmarks); default: until stopped.",
+)
+def watch(
+    source_uri: str, interval: float, endpoint_url: str | None, max_cycles: int | None
+) -> None:
+    """Land every new complete CSV that appears in a folder or an S3 prefix into Bronze, then
+    build the lake and the warehouse incrementally, in one process that keeps Spark warm.
+
+    \b
+    A folder's file is complete when its size and mtime hold still for a second (move files in
+    with one rename; dot-files, *.tmp and *.part are ignored). Refused files are kept under
+    $LAKEHOUSE_HOME/bronze/_rejected/ with their reason and the watch goes on; a failed build
+    is retried. SIGINT/SIGTERM: finish the step in progress, then exit 0 (a second signal
+    abandons at once). With --max-cycles the exit status says how the run went: 1 if the last
+    build failed, 3 if a file was refused, else 0.
+    """
+    from lakehouse.watch import WatchRefused, source_from_uri, watching
+
+    if "://" not in source_uri and not Path(source_uri).expanduser().is_dir():
+        raise click.BadParameter(f"{source_uri}: no such folder", param_hint="--from")
+    lake = paths()
+    with contextlib.ExitStack() as held:
+        try:
+            project_dir()
+            source = source_from_uri(source_uri, lake, endpoint_url)
+            source.scan()
+            held.enter_context(watching(lake))
+        except (WatchRefused, ProjectNotFound) as error:
+            console.print(f"[red]refused[/red] {error}")
+            sys.exit(ExitCode.REFUSED)
+        _watch(source, lake, interval, max_cycles)
+
+
+def _watch(source: Source, lake: Paths, interval: float, max_cycles: int | None) -> None:
+    from lakehouse.watch import Watcher
+
+    def say(line: str) -> None:  # one line per event, whatever the width: logs get parsed
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    def build(timings: pipeline.StageTimings) -> None:
+        try:
+            pipeline.build(timings=timings)
+        finally:  # PySpark sets its own SIGINT handler when its context starts in this thread
+            if not watcher.stopping.is_set():
+                stop_on_signals(watcher.request_stop)
+
+    watcher = Watcher(source, lake, interval, say, build)
+    stop_on_signals(watcher.request_stop)
+    say(f"watching {source.uri} every {interval:g}s; landing into {lake.bronze}")
+    watcher.run(max_cycles)
+    if watcher.stopping.is_set():
+        say("stopped")
+        return
+    if watcher.last_build_failed:
+        sys.exit(ExitCode.BUILD_FAILED)
+    if watcher.refused_any:
+        sys.exit(ExitCode.REFUSED)
+
+
+def stop_on_signals(request_stop: Callable[[], None]) -> None:
+    """SIGINT/SIGTERM: the first asks `request_stop`; a second one ends the process at once, by
+    that signal (as a kill would: every commit of the lake is atomic)."""
+
+    def handler(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        console.print(
+            f"{signal.Signals(signum).name}: stopping after the step in progress "
+            "(send it again to abandon now)"
+        )
+        request_stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@main.command()
 def report() -> None:
     """Write the insights report (self-contained HTML) from the marts."""
     from lakehouse.report import ReportError
@@ -311,6 +420,41 @@ def _summary(
 def dbt(dbt_args: tuple[str, ...]) -> None:
     """Any dbt command with the local engines wired, e.g. `lakehouse dbt build --target lake`."""
     _run_or_exit(lambda: pipeline.run_dbt(list(dbt_args)))
+
+
+@main.command()
+def shell() -> None:
+    """A dbt prompt that keeps the engines warm: each line is a dbt command, e.g.
+    `run --select dim_customers --target lake`; `exit` (or end of input) quits.
+
+    Every `lakehouse dbt` command pays a new JVM, the metastore's start and a cold JIT (about
+    ten seconds before dbt runs its first node). Here one Spark session serves every command,
+    so re-running a model after an edit costs what the model costs. Failures are printed and
+    the prompt goes on; the exit status is 1 when the last command failed.
+    """
+    failed = False
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("dbt> " if interactive else "")
+        except EOFError:
+            break
+        args = shlex.split(line.strip())
+        if args and args[0] == "dbt":
+            args = args[1:]
+        if not args:
+            continue
+        if args[0] in ("exit", "quit"):
+            break
+        started = time.perf_counter()
+        try:
+            pipeline.run_dbt(args)
+            failed = False
+        except pipeline.DbtFailed as error:
+            console.print(f"[red]{error}[/red]")
+            failed = True
+        console.print(f"`dbt {shlex.join(args)}` took {time.perf_counter() - started:.1f}s")
+    sys.exit(ExitCode.BUILD_FAILED if failed else ExitCode.OK)
 
 
 @main.command()

@@ -6,12 +6,13 @@ duckdb-extension-*): nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import duckdb
 
-from lakehouse.jvm import driver_java_options, java_home, launcher_java_options
+from lakehouse.jvm import driver_java_options, java_home, jit_java_options, launcher_java_options
 from lakehouse.settings import Paths, paths, profiles_dir, project_dir
 
 ICEBERG_JAR = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
@@ -72,6 +73,13 @@ def connect_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(path))
 
 
+def bronze_rows(lake: Paths) -> int:
+    """Rows committed to Bronze, from the ledger (a few small JSON files; no engine)."""
+    if not lake.ledger.is_dir():
+        return 0
+    return sum(int(json.loads(entry.read_text())["rows"]) for entry in lake.ledger.glob("*.json"))
+
+
 def engine_environment(lake: Paths | None = None) -> dict[str, str]:
     """The environment variables dbt's local targets read (profiles/profiles.yml)."""
     lake = lake or paths()
@@ -82,6 +90,8 @@ def engine_environment(lake: Paths | None = None) -> dict[str, str]:
         "LAKEHOUSE_ICEBERG_JAR": str(iceberg_jar()),
         # class-data sharing for the Spark JVMs, when `make setup` built archives for these jars
         "LAKEHOUSE_SPARK_CDS_OPTIONS": driver_java_options(),
+        # C1-only JIT for a small lake, the default tiered JIT for a large one
+        "LAKEHOUSE_SPARK_JIT_OPTIONS": jit_java_options(bronze_rows(lake)),
         "SPARK_LAUNCHER_OPTS": launcher_java_options(),
         "LAKEHOUSE_DUCKDB_EXTENSIONS": str(prepare_duckdb_extensions(lake.duckdb_extensions)),
         "DBT_PROFILES_DIR": str(profiles_dir()),

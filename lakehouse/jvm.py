@@ -95,6 +95,22 @@ def launcher_java_options() -> str:
     return f"-XX:TieredStopAtLevel=1 {cds}".strip()
 
 
+# --------------------------------------------------------------------------- the JIT, by size
+
+# Bronze rows up to which the driver JVM compiles with C1 only (docs/benchmarks.md, "JIT"). On a
+# small lake a build is hundreds of short queries, and C2's warm-up never pays back; on a large
+# one C2's code is what scans millions of rows (C1 only made the 5.5 M-row lake 3x slower).
+C1_ONLY_MAX_ROWS = 100_000
+# C1 only shrinks the default code cache to 48 MB, which `lakehouse run` at 550,068 rows filled
+# (then the JIT stops and everything runs interpreted): keep the tiered default size.
+_C1_ONLY_FLAGS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+
+
+def jit_java_options(bronze_rows: int) -> str:
+    """JIT options for a driver that will build a lake of `bronze_rows` rows."""
+    return _C1_ONLY_FLAGS if bronze_rows <= C1_ONLY_MAX_ROWS else ""
+
+
 # --------------------------------------------------------------------------- the lake session
 
 

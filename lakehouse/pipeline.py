@@ -83,6 +83,24 @@ def run_dbt(args: Sequence[str], target: str | None = None, lake: Paths | None =
     return result
 
 
+def release_warehouse() -> None:
+    """Close the DuckDB connection dbt-duckdb keeps open in this process after a dbt command.
+
+    dbt-duckdb holds its database in a class-level environment that outlives the dbt command
+    (and so the write lock on the file): a long-running process (`lakehouse watch`) calls this
+    between builds so that other processes can open the warehouse, read-only or not. The next
+    dbt command opens it again.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # no warehouse adapter installed: nothing is open
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment = DuckDBConnectionManager._ENV
+        if environment is not None:
+            environment.close()  # the next command's connection opens the database again
+
+
 @dataclass
 class StageTimings:
     """Wall time of each stage, in seconds, in the order they ran, and what each stage decided."""

@@ -34,7 +34,7 @@ def build_spark(folder: Path, cores: str = "2", memory: str = "2g") -> Any:
     from pyspark.sql import SparkSession
 
     from lakehouse.engines import iceberg_jar
-    from lakehouse.jvm import java_home
+    from lakehouse.jvm import driver_java_options, java_home
 
     os.environ.setdefault("JAVA_HOME", str(java_home()))
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,11 @@ def build_spark(folder: Path, cores: str = "2", memory: str = "2g") -> Any:
         )
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Dderby.system.home={derby} -Dderby.stream.error.file={derby / 'derby.log'}",
+            # the lake's class-data sharing archive (same jars) and JIT mode (the rehearsal
+            # runs on the same Bronze: `lakehouse env` chose it), and the user's own flags
+            f"-Dderby.system.home={derby} -Dderby.stream.error.file={derby / 'derby.log'} "
+            f"{driver_java_options()} {os.environ.get('LAKEHOUSE_SPARK_JIT_OPTIONS', '')} "
+            f"{os.environ.get('LAKEHOUSE_SPARK_JAVA_OPTIONS', '')}",
         )
         .config("spark.sql.shuffle.partitions", os.environ.get("LAKEHOUSE_SHUFFLE_PARTITIONS", "4"))
         # Glue 5.0 sessions run in UTC.

@@ -4,13 +4,14 @@ would drive it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.python.lakehouse_story import Story, story  # noqa: F401  (registers the fixture)
-from tests.python.support import REAL_FIXTURE, SHARED_REAL_ROWS
+from tests.python.support import PROJECT_DIR, REAL_FIXTURE, SHARED_REAL_ROWS
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,37 @@ def warehouse_duckdb(
 SPARK_FIXTURES = frozenset({"story", "warehouse_duckdb"})
 
 
+# The suite runs on two pytest-xdist workers (pyproject.toml: `-n 2 --dist loadgroup`). A lake
+# fixture is built once per worker that asks for it, so every test of a module runs on one worker
+# (the story's tests, across modules, on one too): the module, or "story", is the xdist group.
+# The groups that take longest start first, one per worker, so that neither worker is left with
+# a long group alone at the end (measured: the Glue rehearsal, then the story, then the faults).
+LONGEST_FIRST = ("test_rehearse_glue", "story", "test_dbt_fault_injection", "test_watch")
+
+
+def _group(item: pytest.Item) -> str:
+    if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "story"
+    return Path(str(item.fspath)).stem
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # dbt's artifacts and partial-parse state, one folder per worker: two workers running dbt
+    # at once in the project's own target/ would overwrite each other's manifest.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ.setdefault(
+        "LAKEHOUSE_DBT_TARGET_ROOT", str(PROJECT_DIR / "target" / f"pytest-{worker}")
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.spark)
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+    def rank(item: pytest.Item) -> int:
+        group = _group(item)
+        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the collection order within a rank

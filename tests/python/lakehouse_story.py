@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,12 +164,14 @@ class Story:
     after_day2: LakeState
     day2_conflicts_expected: int
     day2_conflicts_reported: int
-    killed_returncode: int
+    killed_returncodes: tuple[int, int]
     after_crash: LakeState
 
 
-def build_killed_after(home: Path, marker: str, extra_env: dict[str, str] | None = None) -> int:
-    """Start `lakehouse build` and SIGKILL it as soon as dbt prints `marker`."""
+def build_killed_after(
+    home: Path, marker: str, extra_env: dict[str, str] | None = None, delay: float = 0.0
+) -> int:
+    """Start `lakehouse build` and SIGKILL it `delay` seconds after dbt prints `marker`."""
     process = subprocess.Popen(
         [str(LAKEHOUSE), "build"],
         env=lakehouse_env(home, extra_env),
@@ -182,6 +185,7 @@ def build_killed_after(home: Path, marker: str, extra_env: dict[str, str] | None
     for line in process.stdout:
         seen.append(line)
         if marker in line:
+            time.sleep(delay)
             process.send_signal(signal.SIGKILL)
             break
     returncode = process.wait(timeout=120)
@@ -222,9 +226,13 @@ def story(tmp_path_factory: pytest.TempPathFactory, real_rows_csv: Path) -> Stor
     run_lakehouse(home, "generate", "--rows", "1500", "--seed", "11", "--out", str(day3))
     run_lakehouse(home, "ingest", str(day3), "--ingest-date", DAY3)
     allowed = {CONFLICTS_ENV: str(demographic_conflicts(*day2_files, (day3, frozenset())))}
-    killed = build_killed_after(
-        home, "OK created sql incremental model silver.slv_sales_validated", allowed
+    # killed while the fact table merges day 3 (Iceberg commits atomically: the merge is in or
+    # out, and the rerun must find out which), then killed again while the warehouse builds
+    # (the lake is then complete and up to date: only the warehouse runs on the last build)
+    killed_in_lake = build_killed_after(
+        home, "START sql incremental model gold.fct_sales", allowed, delay=0.5
     )
+    killed_in_warehouse = build_killed_after(home, "START sql table model marts.", allowed)
     run_lakehouse(home, "build", extra_env=allowed)
     after_crash = observe(home)
 
@@ -240,6 +248,6 @@ def story(tmp_path_factory: pytest.TempPathFactory, real_rows_csv: Path) -> Stor
         after_day2,
         conflicts,
         reported_conflicts(built.stdout + built.stderr),
-        killed,
+        (killed_in_lake, killed_in_warehouse),
         after_crash,
     )

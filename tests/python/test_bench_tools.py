@@ -1,4 +1,5 @@
-"""The benchmark's measuring tools: the code copy every run uses, and the process-tree meter.
+"""The benchmark's measuring tools: the code copy every run uses, the process-tree meter and the
+watch latency's micro-batches and percentiles.
 Light: no Spark, no dbt; a git repository in a temporary folder and a few short processes."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import memory, snapshot
+from bench import memory, snapshot, watch_latency
 
 
 def git(repo: Path, *args: str) -> None:
@@ -67,3 +68,20 @@ def test_meter_sees_a_grandchild(tmp_path: Path) -> None:
 def test_meter_reports_a_failure(tmp_path: Path) -> None:
     measured = memory.run_measured(["sh", "-c", "exit 3"], os.environ, tmp_path, tmp_path / "l")
     assert measured.returncode == 3
+
+
+def test_micro_batches_are_new_slices_of_the_history(tmp_path: Path) -> None:
+    history = tmp_path / "history.csv"
+    history.write_text("h\n" + "".join(f"{n}\n" for n in range(1000)))
+    made = watch_latency.slices(history, tmp_path / "batches", batches=3, share=0.01)
+    assert [rows for _, rows in made] == [10, 10, 10]
+    contents = [path.read_text() for path, _ in made]
+    assert contents[1] == "h\n" + "".join(f"{n}\n" for n in range(10, 20))
+    assert len(set(contents)) == 3  # each its own batch (content hash)
+
+
+def test_latency_percentiles_interpolate_like_numpy() -> None:
+    latencies = [3.1, 5.2, 4.4, 9.9, 6.0, 5.5, 4.8, 7.7, 5.1, 12.0]
+    assert watch_latency.percentile(latencies, 0.5) == pytest.approx(5.35)
+    assert watch_latency.percentile(latencies, 0.95) == pytest.approx(11.055)
+    assert watch_latency.percentile([4.0], 0.95) == 4.0

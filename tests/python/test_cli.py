@@ -140,3 +140,49 @@ def test_a_failed_dbt_command_exits_1(tmp_path: Path) -> None:
 def test_report_without_a_warehouse_exits_1(tmp_path: Path) -> None:
     result = run_lakehouse(tmp_path / "lake", "report", check=False)
     assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
+
+
+def _shell(tmp_path: Path, *lines: str) -> subprocess.CompletedProcess[str]:
+    """`lakehouse shell` fed the given lines on stdin, as a script would feed it."""
+    return subprocess.run(
+        [str(LAKEHOUSE), "shell"],
+        input="".join(f"{line}\n" for line in lines),
+        env=lakehouse_env(tmp_path / "lake", {"DBT_TARGET_PATH": str(tmp_path / "target")}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_shell_runs_each_line_as_a_dbt_command_and_goes_on_after_a_failure(
+    tmp_path: Path,
+) -> None:
+    # DuckDB only (no Spark): `ls` succeeds, a macro that does not exist fails
+    result = _shell(
+        tmp_path,
+        "ls --select mart_top_products --target warehouse --output name",
+        "dbt run-operation no_such_macro --target warehouse",
+        "",
+        "ls --select mart_daily_sales --target warehouse --output name",
+    )
+    said = _said(result)
+    assert result.returncode == ExitCode.OK, said
+    assert "`dbt run-operation no_such_macro --target warehouse` failed on target warehouse" in said
+    # all three commands ran, in order, in the one process
+    assert (
+        said.index("mart_top_products")
+        < said.index("no_such_macro")
+        < said.index("mart_daily_sales")
+    )
+    assert said.count(" took ") == 3
+
+
+def test_shell_exits_1_when_its_last_command_failed_and_stops_at_exit(tmp_path: Path) -> None:
+    result = _shell(
+        tmp_path,
+        "run-operation no_such_macro --target warehouse",
+        "exit",
+        "ls --select mart_top_products --target warehouse --output name",
+    )
+    assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
+    assert "mart_top_products" not in result.stdout

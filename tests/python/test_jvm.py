@@ -4,6 +4,7 @@ setup` built is one the JVM really maps."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -65,3 +66,49 @@ def test_the_archive_make_setup_built_is_mapped_by_the_jvm() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "sharing" in result.stderr
+
+
+def _land(home: Path, *rows: int) -> None:
+    """Ledger entries as the landing writes them (only `rows` matters here)."""
+    from lakehouse.settings import Paths
+
+    ledger = Paths(home).ledger
+    ledger.mkdir(parents=True)
+    for number, count in enumerate(rows):
+        (ledger / f"batch{number}.json").write_text(json.dumps({"rows": count}))
+
+
+def test_a_small_lake_gets_c1_only_with_the_full_code_cache(tmp_path: Path) -> None:
+    from lakehouse.engines import engine_environment
+    from lakehouse.settings import Paths
+
+    empty = engine_environment(Paths(tmp_path / "empty"))["LAKEHOUSE_SPARK_JIT_OPTIONS"]
+    _land(tmp_path / "small", 29_116, 2_000)
+    small = engine_environment(Paths(tmp_path / "small"))["LAKEHOUSE_SPARK_JIT_OPTIONS"]
+    for options in (empty, small):
+        assert "-XX:TieredStopAtLevel=1" in options
+        # C1 only would shrink the code cache to 48 MB, which a 550k-row run filled
+        assert "-XX:ReservedCodeCacheSize=240m" in options
+
+
+def test_a_large_lake_keeps_the_tiered_jit(tmp_path: Path) -> None:
+    from lakehouse.engines import engine_environment
+    from lakehouse.settings import Paths
+
+    _land(tmp_path / "large", jvm.C1_ONLY_MAX_ROWS, 1)
+    assert engine_environment(Paths(tmp_path / "large"))["LAKEHOUSE_SPARK_JIT_OPTIONS"] == ""
+
+
+def test_the_users_java_options_come_after_the_chosen_ones() -> None:
+    """A flag in LAKEHOUSE_SPARK_JAVA_OPTIONS overrides the JIT choice: the JVM takes the last."""
+    import yaml
+
+    from lakehouse.settings import profiles_dir
+
+    profiles = yaml.safe_load((profiles_dir() / "profiles.yml").read_text())
+    options = profiles["lakehouse"]["outputs"]["lake"]["server_side_parameters"][
+        "spark.driver.extraJavaOptions"
+    ]
+    assert options.index("LAKEHOUSE_SPARK_JIT_OPTIONS") < options.index(
+        "LAKEHOUSE_SPARK_JAVA_OPTIONS"
+    )
