@@ -316,11 +316,25 @@ def test_every_layer_holds_each_batch_exactly_once(scenario: Scenario) -> None:
         marts = con.execute(
             "select sum(purchases), sum(total_revenue) from marts.mart_daily_sales"
         ).fetchone()
+        # the audit: every batch counted once per target, whatever was killed and retried
+        counted = con.execute(
+            "select target, batch_id, count(*) from audit.run_batches group by all"
+        ).fetchall()
+        quality = con.execute(
+            "select batch_id, landed_rows, valid_rows + rejected_rows from audit.batch_quality"
+        ).fetchall()
     finally:
         con.close()
     assert gold is not None and marts is not None
     assert (gold[0], gold[1], int(gold[2])) == (expected.rows, expected.rows, expected.purchase_sum)
     assert (int(marts[0]), int(marts[1])) == (expected.rows, expected.purchase_sum)
+    batches = {e["batch_id"] for e in ledger}
+    assert sorted(counted) == sorted(
+        (target, batch, 1) for target in ("lake", "warehouse") for batch in batches
+    )
+    assert {batch: (landed, total) for batch, landed, total in quality} == {
+        e["batch_id"]: (e["rows"], e["rows"]) for e in ledger
+    }
 
 
 # --------------------------------------------------------------------------- no Spark
