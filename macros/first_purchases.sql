@@ -1,7 +1,7 @@
 {#
     A select for the CTE `first_purchases`: per `key` (customer or product) and batch of `new_rows`, how many of
     its `other` values (products or customers) the batch holds for the first time in all of
-    `history` (the fact table, which already holds the new rows). Summed over batches, that is
+    `history` (the fact table, which already holds the new rows; read on incremental runs only). Summed over batches, that is
     the exact distinct count, without keeping a (customer, product) set beside the fact table.
     "First" follows (ingest_date, batch_id); a batch landed out of that order makes its model
     re-read every batch (incremental_batch_filter with ordered=true).

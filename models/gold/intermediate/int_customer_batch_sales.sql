@@ -15,12 +15,6 @@ with sales as (
 
 ),
 
-sales_history as (
-
-    select * from {{ ref('fct_sales') }}
-
-),
-
 customer_totals as (
 
     select
@@ -49,7 +43,7 @@ customer_totals as (
 
 first_purchases as (
 
-    {{ first_purchase_counts('sales', 'sales_history', 'customer_id', 'product_id') }}
+    {{ first_purchase_counts('sales', ref('fct_sales'), 'customer_id', 'product_id') }}
 
 ),
 

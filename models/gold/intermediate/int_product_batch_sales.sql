@@ -14,12 +14,6 @@ with sales as (
 
 ),
 
-sales_history as (
-
-    select * from {{ ref('fct_sales') }}
-
-),
-
 product_totals as (
 
     select
@@ -37,7 +31,7 @@ product_totals as (
 
 first_purchases as (
 
-    {{ first_purchase_counts('sales', 'sales_history', 'product_id', 'customer_id') }}
+    {{ first_purchase_counts('sales', ref('fct_sales'), 'product_id', 'customer_id') }}
 
 ),
 
