@@ -56,10 +56,14 @@ def group_of(nodeid: str) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     # dbt's artifacts and partial-parse state, one folder per worker: two workers running dbt
     # at once in the project's own target/ would overwrite each other's manifest.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    os.environ.setdefault(
-        "LAKEHOUSE_DBT_TARGET_ROOT", str(PROJECT_DIR / "target" / f"pytest-{worker}")
-    )
+    # Set in each worker (not in the controller, whose environment the workers inherit: then
+    # both workers shared one folder, and a build recorded the other worker's run_results).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = PROJECT_DIR / "target" / f"pytest-{worker or 'main'}"
+    if worker:
+        os.environ["LAKEHOUSE_DBT_TARGET_ROOT"] = str(root)
+    elif not getattr(config.option, "numprocesses", None):
+        os.environ.setdefault("LAKEHOUSE_DBT_TARGET_ROOT", str(root))
 
 
 @pytest.hookimpl(optionalhook=True)
