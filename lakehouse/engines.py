@@ -6,14 +6,13 @@ duckdb-extension-*): nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import duckdb
 
 from lakehouse.jvm import driver_java_options, java_home, jit_java_options, launcher_java_options
-from lakehouse.settings import Paths, paths, profiles_dir, project_dir
+from lakehouse.settings import Paths, ledger_entries, paths, profiles_dir, project_dir
 
 ICEBERG_JAR = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 DUCKDB_EXTENSIONS = ("avro", "iceberg")
@@ -75,9 +74,7 @@ def connect_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
 
 def bronze_rows(lake: Paths) -> int:
     """Rows committed to Bronze, from the ledger (a few small JSON files; no engine)."""
-    if not lake.ledger.is_dir():
-        return 0
-    return sum(int(json.loads(entry.read_text())["rows"]) for entry in lake.ledger.glob("*.json"))
+    return sum(int(entry["rows"]) for entry in ledger_entries(lake))
 
 
 def engine_environment(lake: Paths | None = None) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from lakehouse import audit, build_state
 from lakehouse.engines import apply_engine_environment, connect_warehouse
-from lakehouse.settings import Paths, paths, profiles_dir, project_dir
+from lakehouse.settings import Paths, ledger_entries, paths, profiles_dir, project_dir
 
 log = logging.getLogger(__name__)
 
@@ -239,10 +239,7 @@ def bronze_is_empty(lake: Paths | None = None) -> bool:
 
 def bronze_ledger(lake: Paths | None = None) -> list[dict[str, Any]]:
     """The committed batches of the local Bronze layer, oldest first."""
-    lake = lake or paths()
-    if not lake.ledger.is_dir():
-        return []
-    entries = [json.loads(p.read_text()) for p in lake.ledger.glob("*.json")]
+    entries = ledger_entries(lake or paths())
     return sorted(entries, key=lambda e: (e["ingest_date"], e["ingested_at"]))
 
 

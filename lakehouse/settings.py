@@ -6,9 +6,11 @@ Iceberg warehouse, the Spark metastore, the DuckDB file. Two homes are two indep
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ingestion.schema import SOURCE_TABLE
 
@@ -90,3 +92,10 @@ def paths() -> Paths:
 
 def reports_dir() -> Path:
     return Path(os.environ.get("LAKEHOUSE_REPORTS", "reports")).expanduser().resolve()
+
+
+def ledger_entries(lake: Paths) -> list[dict[str, Any]]:
+    """The committed batches of a lake's Bronze layer (its ledger entries), in no order."""
+    if not lake.ledger.is_dir():
+        return []
+    return [json.loads(p.read_text()) for p in lake.ledger.glob("*.json")]
