@@ -27,6 +27,7 @@ the record waits there and the next build flushes it. dbt sees the tables as the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -332,10 +333,23 @@ def attach_model_batches(record: RunRecord, spark: Any) -> None:
         properties = {str(row[0]): str(row[1]) for row in rows}
         if BUILT_BATCHES_PROPERTY not in properties:
             continue
-        node.batch_ids = [b for b in properties[BUILT_BATCHES_PROPERTY].split(",") if b]
-        node.table_version = properties.get(SNAPSHOT_PROPERTY) or properties.get(
-            ALL_BATCHES_PROPERTY
+        node.batch_ids = listed_property(properties, BUILT_BATCHES_PROPERTY)
+        # Hive Parquet tables have no snapshot id: the batches they hold stand for their version
+        held = ",".join(listed_property(properties, ALL_BATCHES_PROPERTY))
+        node.table_version = properties.get(SNAPSHOT_PROPERTY) or (
+            hashlib.sha256(held.encode()).hexdigest()[:16] if held else None
         )
+
+
+def listed_property(properties: dict[str, str], key: str) -> list[str]:
+    """A list the lake's post-hook keeps in numbered chunks (`key`, `key.1`, ...) because one
+    statement must stay short (macros/batch_lists.sql)."""
+    values: list[str] = []
+    index = 0
+    while (chunk_key := key if index == 0 else f"{key}.{index}") in properties:
+        values.extend(value for value in properties[chunk_key].split(",") if value)
+        index += 1
+    return values
 
 
 # ---------------------------------------------------------------------------------------------

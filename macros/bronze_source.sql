@@ -82,7 +82,8 @@
             {%- do missing.append("partition (ingest_date = '" ~ ingest_date ~ "', batch_id = '" ~ batch_id ~ "')") -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if missing -%}
-        {%- do run_statements('alter table ' ~ schema ~ '.walmart_sales add if not exists ' ~ missing | join(' ')) -%}
-    {%- endif -%}
+    {#- in statements of bounded size: a first build of a long history adds every partition -#}
+    {%- for chunk in bounded_chunks(missing, ' ') -%}
+        {%- do run_statements('alter table ' ~ schema ~ '.walmart_sales add if not exists ' ~ chunk | join(' ')) -%}
+    {%- endfor -%}
 {% endmacro %}

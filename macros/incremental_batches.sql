@@ -16,7 +16,11 @@
       each date that has a new batch is read again.
 
     The batch ids are rendered as literals (not a subquery) so that Spark prunes Bronze partitions
-    and Iceberg files at planning time. With `match_ingest_date`, a row must also sit under the
+    and Iceberg files at planning time, as long as the list fits `batch_list_max_chars` (a var,
+    characters); a longer one (a first build of a long history, a catch-up after an outage) goes
+    into a temporary view built in bounded statements (`in_list`, macros/batch_lists.sql): Glue's
+    RunStatement takes at most 68,000 characters, and a literal list of every batch passes that
+    at about 1,000 batches. The recorded batches are kept in chunked properties the same way. With `match_ingest_date`, a row must also sit under the
     ingest date its batch was committed with: parts a crashed landing left under another date
     are never read (Silver reads Bronze this way).
 #}
@@ -40,11 +44,7 @@
 
 {#- The batch ids `relation` has recorded as built (empty when it has no record). -#}
 {% macro recorded_batches(relation) %}
-    {%- set found = namespace(ids=[]) -%}
-    {%- for row in run_query('show tblproperties ' ~ relation) if row[0] == built_batches_property() -%}
-        {%- set found.ids = row[1].split(',') | reject('equalto', '') | list -%}
-    {%- endfor -%}
-    {{ return(found.ids) }}
+    {{ return(listed_property(table_properties(relation), built_batches_property())) }}
 {% endmacro %}
 
 {#- The committed batches the model reads from has built (all committed batches when it reads
@@ -121,14 +121,22 @@
     {%- if not execute -%}
         {{ return('select 1') }}
     {%- endif -%}
-    {%- set held = recorded_batches(this) -%}
-    {%- set added = unrecorded_batches(this, true) | map(attribute=0) | list -%}
+    {#- a full refresh replaces the table, and Iceberg keeps a replaced table's properties: start
+        the record afresh, or the stale record would hide every batch just rebuilt -#}
+    {%- set held = recorded_batches(this) if is_incremental() else [] -%}
+    {%- set added = unrecorded_batches(this, is_incremental()) | map(attribute=0) | sort | list -%}
     {%- if added | length == 0 -%}
         {{ return('select 1') }}
     {%- endif -%}
-    {{ return('alter table ' ~ this ~ " set tblproperties ('" ~ built_batches_property()
-        ~ "' = '" ~ (held + added) | unique | sort | join(',')
-        ~ "', 'lakehouse.last_built_batches' = '" ~ added | sort | join(',') ~ "')") }}
+    {%- set statements = set_listed_properties(this, {
+        built_batches_property(): held + added,
+        'lakehouse.last_built_batches': added,
+    }) -%}
+    {%- if statements | length > 1 -%}
+        {#- a record longer than one statement (a long history): all but the last run here -#}
+        {%- do run_statements(statements[:-1] | join(';\n')) -%}
+    {%- endif -%}
+    {{ return(statements[-1]) }}
 {% endmacro %}
 
 {#- pairs: [batch_id, ingest_date] lists; ingest_dates: whole partitions to re-read, or none. -#}
@@ -136,20 +144,17 @@
     {%- if pairs | length == 0 or (ingest_dates is not none and ingest_dates | length == 0) -%}
         {{ return('false') }}
     {%- endif -%}
-    {%- set predicate = 'batch_id in (' ~ _quoted(pairs | map(attribute=0) | list) ~ ')' -%}
+    {%- set predicate = in_list(['batch_id'], pairs | map(attribute=0) | unique | sort | list) -%}
     {%- if match_ingest_date -%}
         {#- the plain `in` on the partition column is what Iceberg and Spark prune partitions with;
             the pairs then keep each batch to its own date -#}
-        {%- set literals = [] -%}
-        {%- for batch_id, ingest_date in pairs | sort -%}
-            {%- do literals.append("('" ~ batch_id ~ "', date '" ~ ingest_date ~ "')") -%}
-        {%- endfor -%}
-        {%- set predicate = predicate ~ ' and ingest_date in ('
-            ~ _quoted(pairs | map(attribute=1) | unique | list, 'date') ~ ')'
-            ~ ' and (batch_id, ingest_date) in (' ~ literals | join(', ') ~ ')' -%}
+        {%- set dates = pairs | map(attribute=1) | unique | sort | list -%}
+        {%- set predicate = predicate ~ ' and ' ~ in_list(['ingest_date'], dates, ['date'])
+            ~ ' and ' ~ in_list(['batch_id', 'ingest_date'], pairs | sort, ['string', 'date']) -%}
     {%- endif -%}
     {%- if ingest_dates is not none -%}
-        {%- set predicate = predicate ~ ' and ingest_date in (' ~ _quoted(ingest_dates, 'date') ~ ')' -%}
+        {%- set predicate = predicate ~ ' and '
+            ~ in_list(['ingest_date'], ingest_dates | unique | sort | list, ['date']) -%}
     {%- endif -%}
     {{ return(predicate) }}
 {% endmacro %}

@@ -31,18 +31,23 @@
         or (model.test_metadata is defined and model.test_metadata.name in whole_model_tests) -%}
         {{ return('true') }}
     {%- endif -%}
-    {%- set recorded = _last_built_batches(relation) -%}
-    {%- if recorded is none -%}
+    {%- set record = _last_built_batches(relation) -%}
+    {%- if record is none -%}
         {{ return('true') }}
     {%- endif -%}
-    {%- if recorded | length == 0 -%}
+    {%- set last_built, built = record -%}
+    {%- if last_built | length == 0 -%}
         {{ return('false') }}
     {%- endif -%}
-    {{ return('batch_id in (' ~ _quoted(recorded) ~ ')') }}
+    {%- if last_built | length == built | unique | list | length -%}
+        {#- the last build built everything the model holds (a first build, a full refresh) -#}
+        {{ return('true') }}
+    {%- endif -%}
+    {{ return(in_list(['batch_id'], last_built | sort)) }}
 {% endmacro %}
 
-{#- The batches `relation` (or, for a view, the incremental model it reads) built last, or none
-    when there is no record. -#}
+{#- The batches `relation` (or, for a view, the incremental model it reads) built last and all
+    the batches it holds, or none when there is no record. -#}
 {% macro _last_built_batches(relation) %}
     {%- set candidates = [relation] -%}
     {%- for node in graph.nodes.values()
@@ -57,10 +62,13 @@
         {%- endfor -%}
     {%- endfor -%}
     {%- for candidate in candidates -%}
-        {%- for row in run_query('show tblproperties ' ~ candidate)
-            if row[0] == 'lakehouse.last_built_batches' -%}
-            {{ return(row[1].split(',') | reject('equalto', '') | list) }}
-        {%- endfor -%}
+        {%- set properties = table_properties(candidate) -%}
+        {%- if 'lakehouse.last_built_batches' in properties -%}
+            {{ return([
+                listed_property(properties, 'lakehouse.last_built_batches'),
+                listed_property(properties, built_batches_property()),
+            ]) }}
+        {%- endif -%}
     {%- endfor -%}
     {{ return(none) }}
 {% endmacro %}

@@ -1,6 +1,7 @@
 """`lakehouse rehearse glue` on the real fixture rows: the production lake build, through the real
 dbt-glue adapter on the local Glue stand-in, builds the same Gold and Silver as the local lake,
-first from one batch, then incrementally after a second batch that has rejected rows.
+first from two batches, then incrementally after a third batch that has rejected rows. The first
+build takes the path of a long history (batch lists too long for one Glue statement).
 
 The rehearsal itself compares Gold (rows, key sets, sum of every numeric column), the Silver
 reconciliation per batch, the snapshots an incremental Gold table gains (one per build with new
@@ -46,13 +47,37 @@ def day2_file(folder: Path) -> Path:
     return path
 
 
+def split_fixture(folder: Path) -> list[Path]:
+    """The real fixture rows as two files (two batches of the first day)."""
+    lines = REAL_FIXTURE.read_text().splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    halves = [rows[: len(rows) // 2], rows[len(rows) // 2 :]]
+    paths = []
+    for number, half in enumerate(halves, start=1):
+        path = folder / f"walmart_day1_part{number}.csv"
+        path.write_text(header + "".join(half))
+        paths.append(path)
+    return paths
+
+
+# Lists of batches longer than this many characters leave the statement (macros/batch_lists.sql):
+# at 30, two batches already take the path of a long history (temporary views, chunked table
+# properties) that keeps every Glue statement under its 68,000-character limit.
+LONG_HISTORY_ENV = {"LAKEHOUSE_BATCH_LIST_MAX_CHARS": "30"}
+
+
 @pytest.fixture(scope="module")
 def rehearsed_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
-    """A home rehearsed twice: day 1, then day 2 (with rejected rows); both outputs."""
+    """A home rehearsed twice: day 1 (two batches, lists handled as a long history's), then
+    day 2 (one batch with rejected rows, lists as literals); both outputs."""
     home = tmp_path_factory.mktemp("rehearsal") / "home"
     data = tmp_path_factory.mktemp("rehearsal-data")
-    run_lakehouse(home, "ingest", str(REAL_FIXTURE), "--ingest-date", DAY1)
-    first = run_lakehouse(home, "rehearse", "glue", timeout=1500)
+    run_lakehouse(home, "ingest", *map(str, split_fixture(data)), "--ingest-date", DAY1)
+    first = run_lakehouse(home, "rehearse", "glue", timeout=1500, extra_env=LONG_HISTORY_ENV)
+    glue_fct_sql = (
+        rehearse.rehearsal_folder(Paths(home)) / "target/run/lakehouse/models/gold/fct_sales.sql"
+    ).read_text()
+    assert "lakehouse_list_" in glue_fct_sql, "the first build did not take the long-list path"
     run_lakehouse(home, "ingest", str(day2_file(data)), "--ingest-date", DAY2)
     second = run_lakehouse(home, "rehearse", "glue", timeout=1500)
     yield home, first.stdout + first.stderr, second.stdout + second.stderr
