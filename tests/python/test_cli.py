@@ -1,6 +1,7 @@
-"""The `lakehouse` CLI's paths that need no Spark (issue #15): `env`, `ingest` of a folder, and
-the exit codes the CLI documents (0 done, 1 build failed, 2 usage, 3 input refused), driven as a
-user drives them (a subprocess in a temporary LAKEHOUSE_HOME)."""
+"""The `lakehouse` CLI's paths that need no Spark (issue #15): `env`, `ingest` of a folder, the
+exit codes the CLI documents (0 done, 1 build failed, 2 usage, 3 input refused), `shell`, and
+`run`'s landing of generated data, driven as a user drives them (a subprocess in a temporary
+LAKEHOUSE_HOME) except where the build must be replaced."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from lakehouse import cli, pipeline
 from lakehouse.cli import ExitCode
+from lakehouse.settings import ledger_entries, paths
 from tests.python.support import LAKEHOUSE, REAL_FIXTURE, lakehouse_env, run_lakehouse
 
 HEADER = (
@@ -186,3 +192,36 @@ def test_shell_exits_1_when_its_last_command_failed_and_stops_at_exit(tmp_path: 
     )
     assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
     assert "mart_top_products" not in result.stdout
+
+
+def test_run_on_an_empty_bronze_generates_and_lands_the_data_before_it_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lakehouse run` (what `make demo` runs) on a new home: it generates `--rows` rows and lands
+    them before the build, and on a second run lands nothing more. The build is replaced here by
+    one that records the Bronze it was given; the real build under `lakehouse run` is the first
+    build of the end-to-end story (tests/python/lakehouse_story.py)."""
+    home = tmp_path / "lake"
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(home))
+    monkeypatch.setenv("LAKEHOUSE_REPORTS", str(tmp_path / "reports"))
+    bronze_at_build: list[int] = []
+
+    def build(timings: object = None) -> None:
+        bronze_at_build.append(sum(int(e["rows"]) for e in ledger_entries(paths())))
+
+    monkeypatch.setattr(pipeline, "build", build)
+    monkeypatch.setattr(cli, "_report", lambda: tmp_path / "reports" / "insights.html")
+    runner = CliRunner()
+
+    first = runner.invoke(cli.main, ["run", "--rows", "500", "--seed", "3"])
+    assert first.exit_code == ExitCode.OK, first.output
+    assert "generating and landing the default dataset (500 rows)" in " ".join(first.output.split())
+    assert bronze_at_build == [500]
+    (entry,) = ledger_entries(paths())
+    assert entry["rows"] == 500
+
+    again = runner.invoke(cli.main, ["run", "--rows", "500", "--seed", "3"])
+    assert again.exit_code == ExitCode.OK, again.output
+    assert "generating" not in again.output
+    assert bronze_at_build == [500, 500]
+    assert len(ledger_entries(paths())) == 1

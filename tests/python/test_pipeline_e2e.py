@@ -37,6 +37,31 @@ def test_first_build_holds_every_real_row_once(story: Story) -> None:
     assert gold["dim_products_rows"] == len(facts.products)
 
 
+def printed_counts(output: str) -> dict[str, int]:
+    """The rows per layer in the table `lakehouse run` prints (`│ name │ 1,234 │`)."""
+    counts = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) == 4 and cells[2].replace(",", "").isdigit():
+            counts[cells[1]] = int(cells[2].replace(",", ""))
+    return counts
+
+
+def test_lakehouse_run_prints_every_layer_and_writes_the_report(story: Story) -> None:
+    """The story's first build is `lakehouse run`, what `make demo` runs, on landed Bronze."""
+    facts = csv_facts(story.real_rows)
+    printed = printed_counts(story.first_run_output)
+    assert printed["bronze rows (ledger)"] == facts.rows
+    assert printed["silver.slv_sales"] == facts.rows
+    assert printed["silver.slv_sales_rejected"] == 0
+    assert printed["gold.fct_sales"] == facts.rows
+    assert printed["gold.dim_customers"] == len(facts.customers)
+    assert printed["marts.mart_top_products"] == len(facts.products)
+    assert "Bronze is empty" not in story.first_run_output  # it landed nothing of its own
+    (report,) = (story.home / "reports").glob("*.html")
+    assert "<html" in report.read_text()[:1000].lower()
+
+
 def test_first_build_fills_every_mart(story: Story) -> None:
     facts = csv_facts(story.real_rows)
     assert story.first.marts["mart_high_value_customers"] == len(facts.customers)
