@@ -137,8 +137,9 @@ def run_measured(
     cwd: Path,
     log_file: Path,
     timeout_s: float | None = None,
+    stdin_file: Path | None = None,
 ) -> Measurement:
-    """Run `argv` to completion (output to `log_file`) and measure it.
+    """Run `argv` to completion (input from `stdin_file`, output to `log_file`) and measure it.
 
     The command gets its own session, so on a timeout its whole process group (and only that)
     is killed.
@@ -146,13 +147,14 @@ def run_measured(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     load_start = loadavg()
     busy_start = machine_busy_seconds()
-    with log_file.open("wb") as out:
+    with log_file.open("wb") as out, (stdin_file or Path(os.devnull)).open("rb") as stdin:
         started_at = time.time()
         started = time.perf_counter()
         process = subprocess.Popen(
             list(argv),
             env=dict(env),
             cwd=cwd,
+            stdin=stdin,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

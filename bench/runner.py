@@ -140,6 +140,12 @@ def _full_build(
                 "lake",
             )
         )
+        # the same in `lakehouse shell`, twice: the second is the warm dev loop
+        done.append(
+            stages.shell(
+                home, "shell: dbt run dim_customers", "run --select dim_customers --target lake"
+            )
+        )
         # the lake models alone, from all of Bronze (no tests): the heavy lifting
         done.append(
             stages.dbt(home, "lake build", "run", "--full-refresh", "--target", "lake", rows=rows)

@@ -46,6 +46,12 @@ def _stage_seconds(scale: str, stage: str) -> Callable[[Scales, Any], tuple[floa
     return measure
 
 
+def _warm_shell(scales: Scales, _: Any) -> tuple[float, str] | None:
+    found = _stage(scales.get("550k"), "shell: dbt run dim_customers")
+    warm = (found or {}).get("details", {}).get("warm_s")
+    return (float(warm), "550k") if warm is not None else None
+
+
 def _incremental(scales: Scales, _: Any) -> tuple[float, str] | None:
     incremental = (scales.get("5.5m") or {}).get("incremental") or {}
     ratio = incremental.get("ratio_to_full")
@@ -124,6 +130,14 @@ TARGETS = (
         10,
         True,
         _stage_seconds("550k", "dbt run dim_customers"),
+    ),
+    Target(
+        "the same in `lakehouse shell`, second command (warm engine), 550k",
+        "<= 10 s",
+        "s",
+        10,
+        True,
+        _warm_shell,
     ),
     Target("make demo at 550,068 rows", "<= 90 s", "s", 90, True, _demo),
     Target("peak memory of the pipeline at 5.5 M", "<= 3.5 GB", "MB", 3_500, True, _peak),

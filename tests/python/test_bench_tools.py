@@ -70,6 +70,22 @@ def test_meter_reports_a_failure(tmp_path: Path) -> None:
     assert measured.returncode == 3
 
 
+def test_meter_feeds_the_command_its_input_file(tmp_path: Path) -> None:
+    """How the bench drives `lakehouse shell`: its commands come on stdin."""
+    commands = tmp_path / "commands"
+    commands.write_text("first\nsecond\n")
+    log_file = tmp_path / "log"
+    measured = memory.run_measured(
+        ["sh", "-c", "while read line; do echo got $line; done"],
+        os.environ,
+        tmp_path,
+        log_file,
+        stdin_file=commands,
+    )
+    assert measured.returncode == 0
+    assert log_file.read_text() == "got first\ngot second\n"
+
+
 def test_micro_batches_are_new_slices_of_the_history(tmp_path: Path) -> None:
     history = tmp_path / "history.csv"
     history.write_text("h\n" + "".join(f"{n}\n" for n in range(1000)))
