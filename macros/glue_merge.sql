@@ -6,7 +6,8 @@
     Iceberg merge ignores `on_schema_change: 'fail'` (it only looks at append_new_columns and
     sync_all_columns). A root-project `get_merge_sql` wins over both dbt's and dbt-glue's, so it
     dispatches: every adapter but Glue gets dbt's own (which dispatches to spark__get_merge_sql as
-    before); Glue gets the same two guarantees as the local lake, then dbt-glue's own merge
+    before); Glue gets the same guarantees as the local lake (no merge without new rows, the
+    merge kept to the new rows' partitions, on_schema_change 'fail'), then dbt-glue's own merge
     (`dbt.` names the internal packages flattened, the adapter's macros last, so on Glue
     `dbt.get_merge_sql` is dbt-glue's).
     Shown by `lakehouse rehearse glue` (docs/design-notes.md).
@@ -31,13 +32,13 @@
                 ~ source_columns | join(', ') ~ ". Run with --full-refresh, or change on_schema_change.") }}
         {%- endif -%}
     {%- endif -%}
-    {%- set new_rows = run_query('select 1 from ' ~ full_source ~ ' limit 1') -%}
-    {%- if new_rows.rows | length == 0 -%}
+    {%- set pruning = merge_partition_predicates(full_source) -%}
+    {%- if pruning is none -%}
         {{ log('No new rows for ' ~ target ~ ': nothing to merge', info=False) }}
         {{ return("select 'no new rows' as merge_skipped") }}
     {%- endif -%}
     {#- `dbt.` is every internal package, the adapter's last: on Glue, dbt-glue's own merge. -#}
-    {{ return(dbt.get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates)) }}
+    {{ return(dbt.get_merge_sql(target, source, unique_key, dest_columns, (incremental_predicates or []) + pruning)) }}
 {% endmacro %}
 
 {#

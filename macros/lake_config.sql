@@ -27,8 +27,11 @@
     `dbt run --select fct_sales` after a landing, without Silver, leaves the new batch for later
     instead of recording it as built with no rows. -#}
 {% macro lake_incremental_config(unique_key, partition_by, batches_from=none) %}
+    {#- merge_within: every unique key here holds the batch and a batch lives under one
+        ingest_date, so a merge need only look at the new rows' partitions
+        (macros/merge_only_when_new.sql) -#}
     {%- set settings = {
-        'meta': {'batches_from': batches_from},
+        'meta': {'batches_from': batches_from, 'merge_within': 'ingest_date'},
         'materialized': 'incremental',
         'file_format': lake_file_format(),
         'incremental_strategy': lake_incremental_strategy(),

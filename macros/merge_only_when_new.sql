@@ -1,15 +1,51 @@
 {#
-    Overrides dbt-spark's merge for the local lake: when the incremental source is empty (no new
-    batch), run no MERGE at all. Iceberg commits a new (empty) snapshot for a MERGE that changes
-    nothing, so a rebuild on unchanged Bronze would still move every table's metadata; with this,
-    it leaves the lake exactly as it was. dbt-glue has its own merge and is not affected.
+    Overrides dbt-spark's merge for the local lake.
+
+    - When the incremental source is empty (no new batch), run no MERGE at all. Iceberg commits a
+      new (empty) snapshot for a MERGE that changes nothing, so a rebuild on unchanged Bronze would
+      still move every table's metadata; with this, it leaves the lake exactly as it was.
+    - The merge looks only at the target partitions the new rows fall in: a MERGE whose ON clause
+      holds only the unique key makes Spark scan every file of the target to find matches (all
+      history, for one new batch). Every incremental lake model is partitioned by `ingest_date`
+      and its unique key holds the batch (sale_id embeds the batch id; the state models key on
+      (key, batch_id)), and a batch lives under one ingest date, so a row can only match within
+      its own partition: `merge_partition_predicates` adds
+      `DBT_INTERNAL_DEST.ingest_date in (<dates of the new rows>)` to the ON clause, which Spark
+      pushes down to Iceberg as a partition filter on the target scan.
+
+    dbt-glue has its own merge: macros/glue_merge.sql applies the same two rules there.
 #}
 {% macro spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) %}
-    {%- set new_rows = run_query('select 1 from ' ~ source ~ ' limit 1') -%}
-    {%- if new_rows.rows | length == 0 -%}
+    {%- set pruning = merge_partition_predicates(source) -%}
+    {%- if pruning is none -%}
         {{ log('No new rows for ' ~ target ~ ': nothing to merge', info=False) }}
         select 'no new rows' as merge_skipped
     {%- else -%}
-        {{ dbt.spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
+        {{ dbt.spark__get_merge_sql(target, source, unique_key, dest_columns, (incremental_predicates or []) + pruning) }}
     {%- endif -%}
+{% endmacro %}
+
+{#- The predicates that keep a merge to the target partitions of the new rows in `source`
+    (config meta `merge_within`: the partition column the unique key decides), [] when the model
+    declares none, none when `source` has no row. -#}
+{% macro merge_partition_predicates(source) %}
+    {%- set column = config.get('meta', {}).get('merge_within') -%}
+    {%- if not column -%}
+        {%- set any_row = run_query('select 1 from ' ~ source ~ ' limit 1') -%}
+        {{ return(none if any_row.rows | length == 0 else []) }}
+    {%- endif -%}
+    {%- set values = run_query('select distinct cast(' ~ column ~ ' as string) from ' ~ source).columns[0].values() -%}
+    {%- if values | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set dates = [] -%}
+    {%- for value in values | sort -%}
+        {%- do dates.append("date '" ~ value ~ "'") -%}
+    {%- endfor -%}
+    {#- a MERGE condition cannot hold a subquery: a list too long for one statement (a catch-up
+        of years of days) merges without pruning -#}
+    {%- if bounded_chunks(dates) | length > 1 -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {{ return(['DBT_INTERNAL_DEST.' ~ column ~ ' in (' ~ dates | join(', ') ~ ')']) }}
 {% endmacro %}

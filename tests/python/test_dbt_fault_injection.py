@@ -22,6 +22,7 @@ import pytest
 from lakehouse import pipeline
 from lakehouse.audit import listed_property
 from lakehouse.generator import write_dataset
+from lakehouse.settings import Paths, ledger_entries
 from tests.python.dbt_faults import (
     LAKE_ROUNDS,
     LEDGER_FAULTS,
@@ -229,10 +230,7 @@ def test_full_refresh_rebuilds_the_incremental_models_to_the_same_rows(lake: Lak
 
     before = state()
     # as after an incremental run that built one batch
-    ledger = {
-        str(row[0])
-        for row in spark.sql("select batch_id from silver.stg_walmart__batches").collect()
-    }
+    ledger = {str(entry["batch_id"]) for entry in ledger_entries(Paths(lake.home))}
     for table in ("silver.slv_sales_validated", "gold.fct_sales"):
         spark.sql(
             f"alter table {table} set tblproperties "
