@@ -18,7 +18,7 @@ bronze as (
     select
         walmart_sales.batch_id,
         count(*) as bronze_rows
-    from {{ source('bronze', 'walmart_sales') }} as walmart_sales
+    from {{ source('walmart', 'walmart_sales') }} as walmart_sales
     inner join ledger
         on
             walmart_sales.batch_id = ledger.batch_id

@@ -62,7 +62,7 @@ def _nulls(test: str, column: str, key: str, value: str) -> Fault:
 LEDGER_FAULTS: tuple[tuple[Fault, dict[str, object]], ...] = (
     (
         Fault(
-            "source_unique_bronze_walmart_sales_batches_batch_id",
+            "source_unique_walmart_walmart_sales_batches_batch_id",
             "ledger",
             "a second ledger entry with an existing batch_id",
         ),
@@ -78,7 +78,7 @@ LEDGER_FAULTS: tuple[tuple[Fault, dict[str, object]], ...] = (
     ),
     (
         Fault(
-            "source_not_null_bronze_walmart_sales_batches_batch_id",
+            "source_not_null_walmart_walmart_sales_batches_batch_id",
             "ledger",
             "a ledger entry without batch_id",
         ),
