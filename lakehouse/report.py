@@ -1,8 +1,10 @@
-"""The insights report: one self-contained HTML page built from the six marts.
+"""The insights report: one self-contained HTML page built from the marts.
 
 `build_report(duckdb_path, out_dir)` opens the DuckDB warehouse read-only, reads the marts
 (schema `marts`), draws six plotly charts and the key numbers as HTML tables, and writes
 `out_dir/insights.html`. plotly.js is inlined once in the page head, so the file opens offline.
+The figures are the marts' own: the headline numbers come finished from `mart_insights_summary`
+(a tested dbt model), the report only lays them out.
 
 The page is the Jinja2 template `templates/insights.html.j2` (with `report.css`), rendered with
 autoescape: every value that comes from the data is escaped there. The chart labels are escaped
@@ -45,8 +47,8 @@ MARTS = (
     "mart_market_segments",
     "mart_high_value_customers",
     "mart_daily_sales",
+    "mart_insights_summary",
 )
-TOP_PRODUCTS_CHART = 20
 TOP_TABLE_ROWS = 10
 CLV_BINS = 50
 
@@ -133,9 +135,12 @@ def read_marts(source: Path) -> MartData:
     try:
         _check_marts(con, source)
         log.info("reading marts from %s", source)
+        summary = _query(con, source, "mart_insights_summary", SUMMARY_SQL)
+        totals = summary[0] if summary else NO_SALES
+        top_products = TOP_PRODUCTS_SQL.format(limit=int(totals["top_products_limit"]))
         return MartData(
-            totals=_query(con, source, "mart_daily_sales", TOTALS_SQL)[0],
-            top_products=_query(con, source, "mart_top_products", TOP_PRODUCTS_SQL),
+            totals=totals,
+            top_products=_query(con, source, "mart_top_products", top_products),
             categories=_query(con, source, "mart_category_performance", CATEGORIES_SQL),
             segments=_query(con, source, "mart_customer_segments", SEGMENTS_SQL),
             markets=_query(con, source, "mart_market_segments", MARKETS_SQL),
@@ -195,17 +200,25 @@ def _query(con: duckdb.DuckDBPyConnection, source: Path, mart: str, sql: str) ->
         ) from exc
 
 
-TOTALS_SQL = f"""
-select
-    (select coalesce(sum(total_revenue), 0) from {SCHEMA}.mart_daily_sales) as revenue,
-    (select coalesce(sum(purchases), 0) from {SCHEMA}.mart_daily_sales) as purchases,
-    (select count(*) from {SCHEMA}.mart_high_value_customers) as customers,
-    (select count(*) from {SCHEMA}.mart_top_products) as products,
-    (select count(*) from {SCHEMA}.mart_category_performance) as categories,
-    (select count(*) from {SCHEMA}.mart_daily_sales) as days,
-    (select min(ingest_date) from {SCHEMA}.mart_daily_sales) as first_day,
-    (select max(ingest_date) from {SCHEMA}.mart_daily_sales) as last_day
+# The headline figures, finished in dbt (one row; none while Gold holds no sale).
+SUMMARY_SQL = f"""
+select total_revenue as revenue, purchases, avg_purchase_amount as avg_basket, customers,
+       products, sales_days as days, first_ingest_date as first_day, as_of_date as last_day,
+       top_products_limit, top_products_revenue_share_pct
+from {SCHEMA}.mart_insights_summary
 """
+NO_SALES: Row = {
+    "revenue": 0,
+    "purchases": 0,
+    "avg_basket": None,
+    "customers": 0,
+    "products": 0,
+    "days": 0,
+    "first_day": None,
+    "last_day": None,
+    "top_products_limit": 0,
+    "top_products_revenue_share_pct": None,
+}
 
 TOP_PRODUCTS_SQL = f"""
 select product_id, product_category, product_category_name, revenue_rank, total_revenue,
@@ -213,7 +226,7 @@ select product_id, product_category, product_category_name, revenue_rank, total_
        abc_class, product_segment
 from {SCHEMA}.mart_top_products
 order by revenue_rank, product_id
-limit {TOP_PRODUCTS_CHART}
+limit {{limit}}
 """
 
 CATEGORIES_SQL = f"""
@@ -773,19 +786,21 @@ class Card:
 
 def headline_cards(totals: Row) -> list[Card]:
     """The key numbers shown as cards."""
-    revenue, purchases = totals["revenue"], totals["purchases"]
-    basket = (
-        (Decimal(revenue) / Decimal(purchases)).quantize(Decimal("0.01")) if purchases else None
-    )
     first, last = totals["first_day"], totals["last_day"]
     span = "—" if first is None else str(first) if first == last else f"{first} → {last}"
     return [
-        Card("revenue", "Revenue", revenue, "sum of purchase amounts"),
-        Card("purchases", "Purchases", purchases, "purchase lines"),
+        Card("revenue", "Revenue", totals["revenue"], "sum of purchase amounts"),
+        Card("purchases", "Purchases", totals["purchases"], "purchase lines"),
         Card("customers", "Customers", totals["customers"], "who bought"),
         Card("products", "Products", totals["products"], "sold"),
         Card("days", "Days", totals["days"], span),
-        Card("avg_basket", "Average purchase", basket, "revenue / purchases", fmt_amount),
+        Card(
+            "avg_basket",
+            "Average purchase",
+            totals["avg_basket"],
+            "revenue / purchases",
+            fmt_amount,
+        ),
     ]
 
 
@@ -925,11 +940,11 @@ def render_report(
 ) -> str:
     """The whole page as a string."""
     has_prediction = any(r["predicted_clv"] is not None for r in data.clv)
-    top_share = sum(_num(r["revenue_contribution_pct"]) for r in data.top_products)
+    top_share = _num(data.totals["top_products_revenue_share_pct"])
     sections = [
         Section(
             "top-products",
-            f"Top {TOP_PRODUCTS_CHART} products by revenue",
+            f"Top {data.totals['top_products_limit']} products by revenue",
             f"The {len(data.top_products)} best-selling products take {top_share:.1f} % of all "
             "revenue. Colour is the ABC class: A products make the first 80 % of revenue, B the "
             "next 15 %, C the rest.",

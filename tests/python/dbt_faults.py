@@ -552,6 +552,16 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 ),
             ),
             Relation(
+                "marts.mart_insights_summary",
+                "as_of_date",
+                (
+                    Fault("unique_mart_insights_summary_as_of_date", "dup", "a second summary row"),
+                    _nulls(
+                        "not_null_mart_insights_summary_as_of_date", "as_of_date", "as_of_date", ""
+                    ),
+                ),
+            ),
+            Relation(
                 "marts.mart_market_segments",
                 "city_category, age_band, gender, is_married",
                 (

@@ -295,7 +295,7 @@ def _lit(value: str) -> str:
 
 
 def make_tiny_warehouse(path: Path, payload: str, skip: tuple[str, ...] = ()) -> Path:
-    """The six marts with one or two rows each, every text column holding `payload`."""
+    """The marts with one or two rows each, every text column holding `payload`."""
     p = _lit(payload)
     tables = {
         "mart_top_products": f"""
@@ -342,6 +342,13 @@ def make_tiny_warehouse(path: Path, payload: str, skip: tuple[str, ...] = ()) ->
                    3::bigint as purchases, 2::bigint as customers, 2::bigint as new_customers,
                    0::bigint as returning_customers, 100.00::decimal(18,2) as avg_purchase_amount,
                    300::hugeint as cumulative_revenue""",
+        "mart_insights_summary": """
+            select date '2026-01-02' as as_of_date, 1::bigint as sales_days,
+                   300::hugeint as total_revenue, 3::bigint as purchases,
+                   100.00::decimal(18,2) as avg_purchase_amount, 2::bigint as customers,
+                   1::bigint as products, 20 as top_products_limit,
+                   100.00::decimal(38,2) as top_products_revenue_share_pct,
+                   date '2026-01-02' as first_ingest_date""",
     }
     assert set(tables) == set(MARTS)
     with duckdb.connect(str(path)) as con:
