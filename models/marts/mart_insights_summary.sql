@@ -24,7 +24,7 @@ sales_totals as (
     select
         max(ingest_date) as as_of_date,
         count(distinct ingest_date) as sales_days,
-        sum(purchase_amount) as total_revenue,
+        cast(sum(purchase_amount) as bigint) as total_revenue,
         count(*) as purchases,
         min(ingest_date) as first_ingest_date
     from sales
