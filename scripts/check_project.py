@@ -32,11 +32,11 @@ evaluator, a model's type is the one its prefix names, else the one of its deepe
 else `other`.
 
 Exceptions are written down with their reason, never silently: in
-scripts/check_project_exceptions.yml (rule, resources, reason), which the gate also checks for
-entries that no longer excuse anything; or, for a primary-key or freshness exception that
-belongs beside its resource (and so shows in the docs), in the resource's YAML:
+scripts/check_project_exceptions.yml (rule, resources, reason); or, for a primary-key or
+freshness exception that belongs beside its resource (and so shows in the docs), in the
+resource's YAML. The gate fails on an exception of either kind that no longer excuses anything.
 
-    config: {meta: {gate_exceptions: {primary_key: "Grain is ...; tested by ..."}}}
+    config: {meta: {gate_exceptions: {primary_key: "A view over ...; keyed in ..."}}}
     (sources: `meta: {gate_exceptions: {freshness: "..."}}` on the source table)
 """
 
@@ -557,7 +557,11 @@ def check(project: Project, exceptions: list[dict[str, Any]] | None = None) -> l
                 message = f"gate_exceptions.{key} needs a reason"
                 problems.append(violation("exceptions", resource, message))
             else:
-                excused.add((META_EXCEPTIONS[key], key_of(resource)))
+                rule = META_EXCEPTIONS[key]
+                if not any(v.rule == rule and v.key == key_of(resource) for v in found):
+                    message = f"gate_exceptions.{key} excuses nothing (fixed? delete it)"
+                    problems.append(violation("exceptions", resource, message))
+                excused.add((rule, key_of(resource)))
     in_file = EXCEPTIONS_FILE.relative_to(PROJECT_DIR)
     for entry in exceptions or []:
         rule, resources = entry.get("rule", "?"), entry.get("resources") or []

@@ -220,7 +220,11 @@ PLANTED_YAML = """
             description: Batch.
             data_tests: [unique, not_null]
       - name: top_products_without_prefix
-        description: A mart without the mart_ prefix.
+        description: A mart without the mart_ prefix, and an exception its key test made stale.
+        config:
+          meta:
+            gate_exceptions:
+              primary_key: "Was untested once."
         columns:
           - name: product_id
             description: Product.
@@ -376,6 +380,7 @@ def test_project_structure_passes_on_the_project(
         ("fct_unused_sources", "source planted.events", "no staging model reads it"),
         ("fct_missing_primary_key_tests", "slv_planted_unexplained", "no primary-key test"),
         ("exceptions", "slv_planted_unexplained", "gate_exceptions.primary_key needs a reason"),
+        ("exceptions", "top_products_without_prefix", "primary_key excuses nothing"),
         ("exceptions", "scripts/check_project_exceptions.yml", "no_such_model: excuses nothing"),
         ("exceptions", "scripts/check_project_exceptions.yml", "fct_source_fanout: needs a reason"),
     ],
