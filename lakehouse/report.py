@@ -4,7 +4,8 @@
 (schema `marts`), draws six plotly charts and the key numbers as HTML tables, and writes
 `out_dir/insights.html`. plotly.js is inlined once in the page head, so the file opens offline.
 The figures are the marts' own: the headline numbers come finished from `mart_insights_summary`
-(a tested dbt model), the report only lays them out.
+and the heatmap's cells from `mart_city_age_markets` (tested dbt models); the report only lays
+them out.
 
 The page is the Jinja2 template `templates/insights.html.j2` (with `report.css`), rendered with
 autoescape: every value that comes from the data is escaped there. The chart labels are escaped
@@ -40,14 +41,15 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE = "insights.html"
 SCHEMA = "marts"
+# The marts the report reads: the exposure `insights_report` (models/marts/_marts__models.yml).
 MARTS = (
     "mart_top_products",
     "mart_category_performance",
     "mart_customer_segments",
-    "mart_market_segments",
     "mart_high_value_customers",
     "mart_daily_sales",
     "mart_insights_summary",
+    "mart_city_age_markets",
 )
 TOP_TABLE_ROWS = 10
 CLV_BINS = 50
@@ -143,7 +145,7 @@ def read_marts(source: Path) -> MartData:
             top_products=_query(con, source, "mart_top_products", top_products),
             categories=_query(con, source, "mart_category_performance", CATEGORIES_SQL),
             segments=_query(con, source, "mart_customer_segments", SEGMENTS_SQL),
-            markets=_query(con, source, "mart_market_segments", MARKETS_SQL),
+            markets=_query(con, source, "mart_city_age_markets", MARKETS_SQL),
             clv=_query(con, source, "mart_high_value_customers", CLV_SQL),
             top_customers=_query(con, source, "mart_high_value_customers", TOP_CUSTOMERS_SQL),
             daily=_query(con, source, "mart_daily_sales", DAILY_SQL),
@@ -244,9 +246,8 @@ from {SCHEMA}.mart_customer_segments
 """
 
 MARKETS_SQL = f"""
-select city_category, age_band, sum(customers) as customers, sum(total_revenue) as total_revenue
-from {SCHEMA}.mart_market_segments
-group by city_category, age_band
+select city_category, age_band, customers, total_revenue
+from {SCHEMA}.mart_city_age_markets
 """
 
 CLV_SQL = f"""

@@ -552,6 +552,17 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 ),
             ),
             Relation(
+                "marts.mart_city_age_markets",
+                "city_category, age_band",
+                (
+                    Fault(
+                        "unique_combination_mart_city_age_markets_city_category__age_band",
+                        "dup",
+                        "a duplicated (city, age band)",
+                    ),
+                ),
+            ),
+            Relation(
                 "marts.mart_insights_summary",
                 "as_of_date",
                 (

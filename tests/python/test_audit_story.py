@@ -161,7 +161,7 @@ def test_status_of_the_story_is_healthy_until_the_sla_is_tightened(story: Story)
             "select table_name from information_schema.tables where table_schema = 'marts'",
         )
     }
-    assert len(marts) == 7
+    assert len(marts) == 8
     for mart in marts:
         assert f"{mart} is " in breached.stdout, mart
     assert "bronze.walmart_sales_batches is" not in breached.stdout
