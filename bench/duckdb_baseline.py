@@ -4,7 +4,7 @@ machine gives. `python -m bench.duckdb_baseline --home LAKEHOUSE_HOME --out DIR`
 What it does, mirroring the dbt models:
 
 - reads the Bronze gzip CSV parts of the batches in the ledger (every column a string, the
-  ingest_date / batch_id partition folders as columns), like the `bronze` sources;
+  ingest_date / batch_id partition folders as columns), like the `walmart` source;
 - types every row like `stg_walmart__sales` (trim, upper, try_cast) and judges it with the same
   rules as `macros/validation.sql` (value sets read from the vars of dbt_project.yml), keeping
   every reason, like `slv_sales_validated`; writes that table as Parquet, partitioned by

@@ -268,9 +268,26 @@ def _silver_counts() -> dict[str, int]:
     if not summary_file.exists():
         return {}
     batches = json.loads(summary_file.read_text())["silver_batches"]
+    relations = relation_names(LAKE_TARGET)
     return {
-        "silver.slv_sales": sum(b["valid_rows"] for b in batches),
-        "silver.slv_sales_rejected": sum(b["rejected_rows"] for b in batches),
+        relations.get("slv_sales", "slv_sales"): sum(b["valid_rows"] for b in batches),
+        relations.get("slv_sales_rejected", "slv_sales_rejected"): sum(
+            b["rejected_rows"] for b in batches
+        ),
+    }
+
+
+def relation_names(target: str) -> dict[str, str]:
+    """Model name -> the relation dbt builds it as on `target` (schema prefix and all), from the
+    manifest of the target's last dbt command; empty before the first one."""
+    manifest = target_path(target) / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    nodes = json.loads(manifest.read_text())["nodes"].values()
+    return {
+        str(node["name"]): str(node["relation_name"])
+        for node in nodes
+        if node["resource_type"] == "model" and node.get("relation_name")
     }
 
 
@@ -291,7 +308,8 @@ def _spark_session() -> Any:
 
 
 # Per batch; `{batches}` keeps the query to the batches the last summary did not have yet, under
-# their own ingest_date partitions (a batch's Silver rows do not change once built).
+# their own ingest_date partitions (a batch's Silver rows do not change once built). The relations
+# are the models' names in braces, filled in from dbt's manifest (`relation_names`).
 SILVER_BATCHES_SQL = """
 select
     batch_id,
@@ -300,7 +318,7 @@ select
     sum(case when is_valid then 1 else 0 end) as valid_rows,
     sum(case when is_valid then 0 else 1 end) as rejected_rows,
     coalesce(sum(case when is_valid then purchase_amount end), 0) as valid_purchase_amount
-from silver.slv_sales_validated
+from {slv_sales_validated}
 where {batches}
 group by batch_id, ingest_date
 """
@@ -309,7 +327,7 @@ REJECTED_BY_REASON_SQL = """
 select batch_id, reason, count(*) as rows
 from (
     select batch_id, explode(split(rejection_reasons, '; ')) as reason
-    from silver.slv_sales_validated
+    from {slv_sales_validated}
     where not is_valid and {batches}
 )
 group by batch_id, reason
@@ -317,10 +335,10 @@ group by batch_id, reason
 
 GOLD_COUNTS_SQL = """
 select
-    (select count(*) from gold.fct_sales) as fct_sales_rows,
-    (select coalesce(sum(purchase_amount), 0) from gold.fct_sales) as fct_sales_purchase_amount,
-    (select count(*) from gold.dim_customers) as dim_customers_rows,
-    (select count(*) from gold.dim_products) as dim_products_rows
+    (select count(*) from {fct_sales}) as fct_sales_rows,
+    (select coalesce(sum(purchase_amount), 0) from {fct_sales}) as fct_sales_purchase_amount,
+    (select count(*) from {dim_customers}) as dim_customers_rows,
+    (select count(*) from {dim_products}) as dim_products_rows
 """
 
 
@@ -354,10 +372,11 @@ def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
         previous = []  # written before batches kept their reasons: count everything again
     known = {b["batch_id"] for b in previous}
     new = [e for e in bronze_ledger(lake) if e["batch_id"] not in known]
+    relations = relation_names(LAKE_TARGET)
     predicate = _batches_predicate(new)
-    counted = rows(SILVER_BATCHES_SQL.format(batches=predicate))
+    counted = rows(SILVER_BATCHES_SQL.format(batches=predicate, **relations))
     reasons: dict[str, dict[str, int]] = {}
-    for row in rows(REJECTED_BY_REASON_SQL.format(batches=predicate)):
+    for row in rows(REJECTED_BY_REASON_SQL.format(batches=predicate, **relations)):
         reasons.setdefault(row["batch_id"], {})[row["reason"]] = row["rows"]
     for batch in counted:
         batch["rejected_by_reason"] = reasons.get(batch["batch_id"], {})
@@ -369,7 +388,7 @@ def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
     summary: dict[str, Any] = {
         "silver_batches": batches,
         "rejected_by_reason": by_reason,
-        "gold": rows(GOLD_COUNTS_SQL)[0],
+        "gold": rows(GOLD_COUNTS_SQL.format(**relations))[0],
     }
     lake.lake_summary.parent.mkdir(parents=True, exist_ok=True)
     lake.lake_summary.write_text(json.dumps(summary, indent=2, default=str))

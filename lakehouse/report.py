@@ -1,8 +1,11 @@
-"""The insights report: one self-contained HTML page built from the six marts.
+"""The insights report: one self-contained HTML page built from the marts.
 
 `build_report(duckdb_path, out_dir)` opens the DuckDB warehouse read-only, reads the marts
 (schema `marts`), draws six plotly charts and the key numbers as HTML tables, and writes
 `out_dir/insights.html`. plotly.js is inlined once in the page head, so the file opens offline.
+The figures are the marts' own: the headline numbers come finished from `mart_insights_summary`
+and the heatmap's cells from `mart_city_age_markets` (tested dbt models); the report only lays
+them out.
 
 The page is the Jinja2 template `templates/insights.html.j2` (with `report.css`), rendered with
 autoescape: every value that comes from the data is escaped there. The chart labels are escaped
@@ -38,15 +41,16 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE = "insights.html"
 SCHEMA = "marts"
+# The marts the report reads: the exposure `insights_report` (models/marts/_marts__models.yml).
 MARTS = (
     "mart_top_products",
     "mart_category_performance",
     "mart_customer_segments",
-    "mart_market_segments",
     "mart_high_value_customers",
     "mart_daily_sales",
+    "mart_insights_summary",
+    "mart_city_age_markets",
 )
-TOP_PRODUCTS_CHART = 20
 TOP_TABLE_ROWS = 10
 CLV_BINS = 50
 
@@ -133,12 +137,15 @@ def read_marts(source: Path) -> MartData:
     try:
         _check_marts(con, source)
         log.info("reading marts from %s", source)
+        summary = _query(con, source, "mart_insights_summary", SUMMARY_SQL)
+        totals = summary[0] if summary else NO_SALES
+        top_products = TOP_PRODUCTS_SQL.format(limit=int(totals["top_products_limit"]))
         return MartData(
-            totals=_query(con, source, "mart_daily_sales", TOTALS_SQL)[0],
-            top_products=_query(con, source, "mart_top_products", TOP_PRODUCTS_SQL),
+            totals=totals,
+            top_products=_query(con, source, "mart_top_products", top_products),
             categories=_query(con, source, "mart_category_performance", CATEGORIES_SQL),
             segments=_query(con, source, "mart_customer_segments", SEGMENTS_SQL),
-            markets=_query(con, source, "mart_market_segments", MARKETS_SQL),
+            markets=_query(con, source, "mart_city_age_markets", MARKETS_SQL),
             clv=_query(con, source, "mart_high_value_customers", CLV_SQL),
             top_customers=_query(con, source, "mart_high_value_customers", TOP_CUSTOMERS_SQL),
             daily=_query(con, source, "mart_daily_sales", DAILY_SQL),
@@ -195,17 +202,25 @@ def _query(con: duckdb.DuckDBPyConnection, source: Path, mart: str, sql: str) ->
         ) from exc
 
 
-TOTALS_SQL = f"""
-select
-    (select coalesce(sum(total_revenue), 0) from {SCHEMA}.mart_daily_sales) as revenue,
-    (select coalesce(sum(purchases), 0) from {SCHEMA}.mart_daily_sales) as purchases,
-    (select count(*) from {SCHEMA}.mart_high_value_customers) as customers,
-    (select count(*) from {SCHEMA}.mart_top_products) as products,
-    (select count(*) from {SCHEMA}.mart_category_performance) as categories,
-    (select count(*) from {SCHEMA}.mart_daily_sales) as days,
-    (select min(ingest_date) from {SCHEMA}.mart_daily_sales) as first_day,
-    (select max(ingest_date) from {SCHEMA}.mart_daily_sales) as last_day
+# The headline figures, finished in dbt (one row; none while Gold holds no sale).
+SUMMARY_SQL = f"""
+select total_revenue as revenue, purchases, avg_purchase_amount as avg_basket, customers,
+       products, sales_days as days, first_ingest_date as first_day, as_of_date as last_day,
+       top_products_limit, top_products_revenue_share_pct
+from {SCHEMA}.mart_insights_summary
 """
+NO_SALES: Row = {
+    "revenue": 0,
+    "purchases": 0,
+    "avg_basket": None,
+    "customers": 0,
+    "products": 0,
+    "days": 0,
+    "first_day": None,
+    "last_day": None,
+    "top_products_limit": 0,
+    "top_products_revenue_share_pct": None,
+}
 
 TOP_PRODUCTS_SQL = f"""
 select product_id, product_category, product_category_name, revenue_rank, total_revenue,
@@ -213,7 +228,7 @@ select product_id, product_category, product_category_name, revenue_rank, total_
        abc_class, product_segment
 from {SCHEMA}.mart_top_products
 order by revenue_rank, product_id
-limit {TOP_PRODUCTS_CHART}
+limit {{limit}}
 """
 
 CATEGORIES_SQL = f"""
@@ -231,9 +246,8 @@ from {SCHEMA}.mart_customer_segments
 """
 
 MARKETS_SQL = f"""
-select city_category, age_band, sum(customers) as customers, sum(total_revenue) as total_revenue
-from {SCHEMA}.mart_market_segments
-group by city_category, age_band
+select city_category, age_band, customers, total_revenue
+from {SCHEMA}.mart_city_age_markets
 """
 
 CLV_SQL = f"""
@@ -342,6 +356,35 @@ def _layout(
     return fig
 
 
+def _bar(
+    name: str, x: Sequence[Any], y: Sequence[float], colour: str, hover: str, **extra: Any
+) -> go.Bar:
+    """A bar trace as every chart draws one: named, one colour, its own hover text."""
+    return go.Bar(name=name, x=x, y=y, marker_color=colour, hovertemplate=hover, **extra)
+
+
+def _line(name: str, x: Sequence[Any], y: Sequence[float], hover: str, **extra: Any) -> go.Scatter:
+    """The running-total line drawn over bars (orange, on the secondary axis)."""
+    return go.Scatter(
+        name=name,
+        x=x,
+        y=y,
+        mode="lines+markers",
+        line={"color": ORANGE, "width": 2.5},
+        hovertemplate=hover,
+        **extra,
+    )
+
+
+def _ordered_categories(
+    fig: go.Figure, labels: Sequence[str], tickangle: int = -35, **extra: Any
+) -> None:
+    """The x axis shows `labels` as categories, in this order, slanted."""
+    fig.update_xaxes(
+        type="category", categoryorder="array", categoryarray=labels, tickangle=tickangle, **extra
+    )
+
+
 def chart_top_products(rows: list[Row]) -> go.Figure:
     """Top products by revenue, one bar trace per ABC class so the legend explains the colours."""
     fig = go.Figure()
@@ -351,11 +394,16 @@ def chart_top_products(rows: list[Row]) -> go.Figure:
     for abc in classes:
         members = [r for r in rows if esc(r["abc_class"]) == abc]
         fig.add_trace(
-            go.Bar(
-                name=f"class {abc}",
-                x=[esc(r["product_id"]) for r in members],
-                y=[_num(r["total_revenue"]) for r in members],
-                marker_color=ABC_COLOURS.get(abc) or next(others),
+            _bar(
+                f"class {abc}",
+                [esc(r["product_id"]) for r in members],
+                [_num(r["total_revenue"]) for r in members],
+                ABC_COLOURS.get(abc) or next(others),
+                (
+                    "<b>#%{customdata[4]} %{x}</b><br>%{customdata[0]}<br>"
+                    "revenue %{y:,.0f}<br>units %{customdata[1]}, customers %{customdata[2]}"
+                    "<br>%{customdata[3]} of all revenue<extra>%{fullData.name}</extra>"
+                ),
                 customdata=[
                     [
                         esc(r["product_category_name"]),
@@ -366,14 +414,9 @@ def chart_top_products(rows: list[Row]) -> go.Figure:
                     ]
                     for r in members
                 ],
-                hovertemplate=(
-                    "<b>#%{customdata[4]} %{x}</b><br>%{customdata[0]}<br>"
-                    "revenue %{y:,.0f}<br>units %{customdata[1]}, customers %{customdata[2]}"
-                    "<br>%{customdata[3]} of all revenue<extra>%{fullData.name}</extra>"
-                ),
             )
         )
-    fig.update_xaxes(categoryorder="array", categoryarray=order, tickangle=-45, title="product")
+    _ordered_categories(fig, order, tickangle=-45, title="product")
     fig.update_yaxes(title="revenue")
     return _layout(fig, bargap=0.25, showlegend=True)
 
@@ -383,28 +426,24 @@ def chart_category_pareto(rows: list[Row]) -> go.Figure:
     labels = [esc(r["product_category_name"] or r["product_category"]) for r in rows]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
-        go.Bar(
-            name="revenue",
-            x=labels,
-            y=[_num(r["total_revenue"]) for r in rows],
-            marker_color=BLUE,
+        _bar(
+            "revenue",
+            labels,
+            [_num(r["total_revenue"]) for r in rows],
+            BLUE,
+            "<b>%{x}</b><br>revenue %{y:,.0f} (%{customdata[0]})"
+            "<br>%{customdata[1]} products<extra></extra>",
             customdata=[[fmt_pct(r["revenue_share_pct"]), fmt_int(r["products"])] for r in rows],
-            hovertemplate=(
-                "<b>%{x}</b><br>revenue %{y:,.0f} (%{customdata[0]})"
-                "<br>%{customdata[1]} products<extra></extra>"
-            ),
         ),
         secondary_y=False,
     )
     fig.add_trace(
-        go.Scatter(
-            name="cumulative share of revenue",
-            x=labels,
-            y=[_num(r["cumulative_revenue_share_pct"]) for r in rows],
-            mode="lines+markers",
-            line={"color": ORANGE, "width": 2.5},
+        _line(
+            "cumulative share of revenue",
+            labels,
+            [_num(r["cumulative_revenue_share_pct"]) for r in rows],
+            "<b>%{x}</b><br>cumulative %{y:.2f} %<extra></extra>",
             marker={"size": 7},
-            hovertemplate="<b>%{x}</b><br>cumulative %{y:.2f} %<extra></extra>",
         ),
         secondary_y=True,
     )
@@ -430,7 +469,7 @@ def chart_category_pareto(rows: list[Row]) -> go.Figure:
         showarrow=False,
         font={"color": GREY},
     )
-    fig.update_xaxes(categoryorder="array", categoryarray=labels, tickangle=-35)
+    _ordered_categories(fig, labels)
     fig.update_yaxes(title="revenue", rangemode="tozero", secondary_y=False)
     fig.update_yaxes(
         title="cumulative share",
@@ -455,18 +494,16 @@ def chart_customer_segments(rows: list[Row]) -> go.Figure:
         ("share of revenue", "revenue_share_pct", BLUE),
     ):
         fig.add_trace(
-            go.Bar(
-                name=name,
-                x=labels,
-                y=[_num(r[key]) for r in rows],
-                marker_color=colour,
+            _bar(
+                name,
+                labels,
+                [_num(r[key]) for r in rows],
+                colour,
+                "<b>%{x}</b><br>%{y:.2f} %<br>%{customdata[0]} customers, "
+                "revenue %{customdata[1]}<extra>%{fullData.name}</extra>",
                 text=[fmt_pct(r[key]) for r in rows],
                 textposition="outside",
                 customdata=[[fmt_int(r["customers"]), fmt_int(r["total_revenue"])] for r in rows],
-                hovertemplate=(
-                    "<b>%{x}</b><br>%{y:.2f} %<br>%{customdata[0]} customers, "
-                    "revenue %{customdata[1]}<extra>%{fullData.name}</extra>"
-                ),
             )
         )
     fig.update_xaxes(title="spend segment · frequency segment")
@@ -518,27 +555,21 @@ def chart_clv_distribution(rows: list[Row]) -> go.Figure:
     low, high = min([0.0, *historic, *predicted]), max([0.0, *historic, *predicted])
     bins = {"start": low, "end": high + 1, "size": max((high - low) / CLV_BINS, 0.01)}
     fig = go.Figure()
-    fig.add_trace(
-        go.Histogram(
-            name="historic CLV",
-            x=historic,
-            xbins=bins,
-            marker_color=BLUE,
-            opacity=0.75 if predicted else 1.0,
-            hovertemplate="CLV %{x}<br>%{y:,} customers<extra>historic</extra>",
-        )
-    )
-    if predicted:
-        fig.add_trace(
-            go.Histogram(
-                name="predicted CLV",
-                x=predicted,
-                xbins=bins,
-                marker_color=ORANGE,
-                opacity=0.6,
-                hovertemplate="CLV %{x}<br>%{y:,} customers<extra>predicted</extra>",
+    for kind, values, colour, opacity in (
+        ("historic", historic, BLUE, 0.75 if predicted else 1.0),
+        ("predicted", predicted, ORANGE, 0.6),
+    ):
+        if values or kind == "historic":
+            fig.add_trace(
+                go.Histogram(
+                    name=f"{kind} CLV",
+                    x=values,
+                    xbins=bins,
+                    marker_color=colour,
+                    opacity=opacity,
+                    hovertemplate=f"CLV %{{x}}<br>%{{y:,}} customers<extra>{kind}</extra>",
+                )
             )
-        )
     fig.update_xaxes(title="customer lifetime value")
     fig.update_yaxes(title="customers")
     return _layout(fig, barmode="overlay", bargap=0.05)
@@ -555,12 +586,12 @@ def _count_bars(
     """One bar trace of counts per (name, key, colour), in one subplot (stacked by the layout)."""
     for name, key, colour in series:
         fig.add_trace(
-            go.Bar(
-                name=name,
-                x=x,
-                y=[_num(r[key]) for r in rows],
-                marker_color=colour,
-                hovertemplate=f"<b>%{{x}}</b><br>%{{y:,}} {name}<extra></extra>",
+            _bar(
+                name,
+                x,
+                [_num(r[key]) for r in rows],
+                colour,
+                f"<b>%{{x}}</b><br>%{{y:,}} {name}<extra></extra>",
             ),
             row=row,
             col=col,
@@ -582,18 +613,16 @@ def chart_daily_sales(rows: list[Row]) -> go.Figure:
         subplot_titles=("revenue per day", "customers per day"),
     )
     fig.add_trace(
-        go.Bar(
-            name="revenue",
-            x=days,
-            y=[_num(r["total_revenue"]) for r in rows],
-            marker_color=BLUE,
+        _bar(
+            "revenue",
+            days,
+            [_num(r["total_revenue"]) for r in rows],
+            BLUE,
+            "<b>%{x}</b><br>revenue %{y:,.0f}<br>%{customdata[0]} purchases, "
+            "average %{customdata[1]}<extra></extra>",
             customdata=[
                 [fmt_int(r["purchases"]), fmt_amount(r["avg_purchase_amount"])] for r in rows
             ],
-            hovertemplate=(
-                "<b>%{x}</b><br>revenue %{y:,.0f}<br>%{customdata[0]} purchases, "
-                "average %{customdata[1]}<extra></extra>"
-            ),
         ),
         row=1,
         col=1,
@@ -601,13 +630,11 @@ def chart_daily_sales(rows: list[Row]) -> go.Figure:
     )
     if len(rows) > 1:
         fig.add_trace(
-            go.Scatter(
-                name="cumulative revenue",
-                x=days,
-                y=[_num(r["cumulative_revenue"]) for r in rows],
-                mode="lines+markers",
-                line={"color": ORANGE, "width": 2.5},
-                hovertemplate="<b>%{x}</b><br>cumulative %{y:,.0f}<extra></extra>",
+            _line(
+                "cumulative revenue",
+                days,
+                [_num(r["cumulative_revenue"]) for r in rows],
+                "<b>%{x}</b><br>cumulative %{y:,.0f}<extra></extra>",
             ),
             row=1,
             col=1,
@@ -652,15 +679,13 @@ def chart_build_history(runs: list[Row]) -> go.Figure:
     for target in targets:
         members = [r for r in runs if r["target"] == target]
         fig.add_trace(
-            go.Bar(
-                name=esc(target),
-                x=[_run_label(r) for r in members],
-                y=[_num(r["elapsed_seconds"]) for r in members],
-                marker_color=next(colours),
+            _bar(
+                esc(target),
+                [_run_label(r) for r in members],
+                [_num(r["elapsed_seconds"]) for r in members],
+                next(colours),
+                "<b>%{x}</b><br>%{y:.1f} s<br>%{customdata[0]}, %{customdata[1]}<extra></extra>",
                 customdata=[[esc(r["action"]), esc(r["status"])] for r in members],
-                hovertemplate=(
-                    "<b>%{x}</b><br>%{y:.1f} s<br>%{customdata[0]}, %{customdata[1]}<extra></extra>"
-                ),
             ),
             row=1,
             col=1,
@@ -676,7 +701,7 @@ def chart_build_history(runs: list[Row]) -> go.Figure:
         ),
         row=2,
     )
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels, tickangle=-35)
+    _ordered_categories(fig, labels)
     fig.update_yaxes(title="seconds", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title="tests", rangemode="tozero", row=2, col=1)
     return _layout(fig, height=620, top=90, legend_y=1.08, barmode="stack", bargap=0.3)
@@ -697,33 +722,29 @@ def chart_rejections(batches: list[Row], rejections: list[Row]) -> go.Figure:
     for reason in reasons:
         rows = {r["batch_id"]: r for r in rejections if r["reason"] == reason}
         fig.add_trace(
-            go.Bar(
-                name=esc(reason),
-                x=labels,
-                y=[
+            _bar(
+                esc(reason),
+                labels,
+                [
                     100.0 * _num(rows[b["batch_id"]]["rejected_rows"]) / _num(b["landed_rows"])
                     if b["batch_id"] in rows and b["landed_rows"]
                     else 0.0
                     for b in batches
                 ],
-                marker_color=next(colours),
+                next(colours),
+                "<b>%{x}</b><br>%{y:.2f} % of landed rows (%{customdata} rows)"
+                "<extra>%{fullData.name}</extra>",
                 customdata=[
                     fmt_int(rows[b["batch_id"]]["rejected_rows"] if b["batch_id"] in rows else 0)
                     for b in batches
                 ],
-                hovertemplate=(
-                    "<b>%{x}</b><br>%{y:.2f} % of landed rows (%{customdata} rows)"
-                    "<extra>%{fullData.name}</extra>"
-                ),
             )
         )
     if not reasons:
         fig.add_annotation(
             text="no row rejected in these batches", showarrow=False, x=0.5, y=0.5, xref="paper"
         )
-    fig.update_xaxes(
-        type="category", categoryorder="array", categoryarray=labels, title="batch", tickangle=-35
-    )
+    _ordered_categories(fig, labels, title="batch")
     fig.update_yaxes(title="rejected rows", ticksuffix=" %", rangemode="tozero")
     return _layout(fig, height=460, top=60, legend_y=1.04, barmode="stack", bargap=0.3)
 
@@ -773,19 +794,21 @@ class Card:
 
 def headline_cards(totals: Row) -> list[Card]:
     """The key numbers shown as cards."""
-    revenue, purchases = totals["revenue"], totals["purchases"]
-    basket = (
-        (Decimal(revenue) / Decimal(purchases)).quantize(Decimal("0.01")) if purchases else None
-    )
     first, last = totals["first_day"], totals["last_day"]
     span = "—" if first is None else str(first) if first == last else f"{first} → {last}"
     return [
-        Card("revenue", "Revenue", revenue, "sum of purchase amounts"),
-        Card("purchases", "Purchases", purchases, "purchase lines"),
+        Card("revenue", "Revenue", totals["revenue"], "sum of purchase amounts"),
+        Card("purchases", "Purchases", totals["purchases"], "purchase lines"),
         Card("customers", "Customers", totals["customers"], "who bought"),
         Card("products", "Products", totals["products"], "sold"),
         Card("days", "Days", totals["days"], span),
-        Card("avg_basket", "Average purchase", basket, "revenue / purchases", fmt_amount),
+        Card(
+            "avg_basket",
+            "Average purchase",
+            totals["avg_basket"],
+            "revenue / purchases",
+            fmt_amount,
+        ),
     ]
 
 
@@ -925,11 +948,11 @@ def render_report(
 ) -> str:
     """The whole page as a string."""
     has_prediction = any(r["predicted_clv"] is not None for r in data.clv)
-    top_share = sum(_num(r["revenue_contribution_pct"]) for r in data.top_products)
+    top_share = _num(data.totals["top_products_revenue_share_pct"])
     sections = [
         Section(
             "top-products",
-            f"Top {TOP_PRODUCTS_CHART} products by revenue",
+            f"Top {data.totals['top_products_limit']} products by revenue",
             f"The {len(data.top_products)} best-selling products take {top_share:.1f} % of all "
             "revenue. Colour is the ABC class: A products make the first 80 % of revenue, B the "
             "next 15 %, C the rest.",

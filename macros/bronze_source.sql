@@ -1,7 +1,8 @@
 {#
-    Bronze is the files the ingestion package landed; these macros put a catalog table over them so
-    that dbt sources (models/bronze/_bronze__sources.yml) can read them. Run at the start of every
-    lake build (on-run-start): idempotent, and cheap when nothing changed.
+    Bronze is the files the ingestion package landed; these macros put a catalog table over them
+    (schema `bronze`) so that the dbt source `walmart` (models/silver/staging/walmart/
+    _walmart__sources.yml) can read them. Run at the start of every lake build (on-run-start):
+    idempotent, and cheap when nothing changed.
 
     walmart_sales          CSV, every column a string (Bronze keeps rows, Silver judges them),
                            partitioned by ingest_date and batch_id (Hive-style folders).

@@ -25,15 +25,18 @@ documentation explains each; `project_*` rules are ours.
                  project_gold_public (every Gold model is public)
 
 The evaluator's vars configure it the way they configure the evaluator, under `vars:` in
-dbt_project.yml (model types by folder, prefixes per type, primary-key test macros); what is
-not set there takes the evaluator's default.
+dbt_project.yml (or `vars: {dbt_project_evaluator: ...}`): the model types (`model_types`, and
+for each type `<type>_folder_name` and `<type>_prefixes`, so a project declares types of its own),
+the primary-key test macros; what is not set there takes the evaluator's default. As in the
+evaluator, a model's type is the one its prefix names, else the one of its deepest type folder,
+else `other`.
 
 Exceptions are written down with their reason, never silently: in
-scripts/check_project_exceptions.yml (rule, resources, reason), which the gate also checks for
-entries that no longer excuse anything; or, for a primary-key or freshness exception that
-belongs beside its resource (and so shows in the docs), in the resource's YAML:
+scripts/check_project_exceptions.yml (rule, resources, reason); or, for a primary-key or
+freshness exception that belongs beside its resource (and so shows in the docs), in the
+resource's YAML. The gate fails on an exception of either kind that no longer excuses anything.
 
-    config: {meta: {gate_exceptions: {primary_key: "Grain is ...; tested by ..."}}}
+    config: {meta: {gate_exceptions: {primary_key: "A view over ...; keyed in ..."}}}
     (sources: `meta: {gate_exceptions: {freshness: "..."}}` on the source table)
 """
 
@@ -58,8 +61,10 @@ from sqlglot.optimizer.qualify import qualify
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 EXCEPTIONS_FILE = Path(__file__).with_name("check_project_exceptions.yml")
 
-# dbt-project-evaluator's defaults for the vars this check reads
+# dbt-project-evaluator's defaults for the vars this check reads; a project adds model types
+# through `model_types` and, per added type, `<type>_folder_name` and `<type>_prefixes`
 EVALUATOR_VARS: dict[str, Any] = {
+    "model_types": ["staging", "intermediate", "marts", "other"],
     "staging_folder_name": "staging",
     "intermediate_folder_name": "intermediate",
     "marts_folder_name": "marts",
@@ -72,7 +77,6 @@ EVALUATOR_VARS: dict[str, Any] = {
         ["dbt_utils.test_unique_combination_of_columns"],
     ],
 }
-MODEL_TYPES = ("staging", "intermediate", "marts")
 # Our layering: the folder a model lives in -> what it may read ("source", "seed", folders).
 ALLOWED_PARENTS = {
     "silver": {"source", "silver", "seed"},
@@ -85,6 +89,7 @@ META_EXCEPTIONS = {
     "primary_key": "fct_missing_primary_key_tests",
     "freshness": "fct_sources_without_freshness",
 }
+TYPE_VARS = ("folder_name", "prefixes")  # the evaluator's per-type vars: <type>_<var>
 DIALECTS = {"glue": "spark", "spark": "spark", "duckdb": "duckdb", "redshift": "redshift"}
 JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
 DBT_RELATION = "__dbt_relation__"
@@ -132,17 +137,35 @@ class Project:
             project.sources.update(manifest["sources"])
             project.exposures.update(manifest.get("exposures", {}))
         dbt_project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
-        declared = dbt_project.get("vars") or {}
-        project.vars.update({k: v for k, v in declared.items() if k in EVALUATOR_VARS})
+        declared = dict(dbt_project.get("vars") or {})
+        # the evaluator's own scope (`vars: {dbt_project_evaluator: {...}}`) wins, as in dbt
+        declared.update(declared.get("dbt_project_evaluator") or {})
+        types = declared.get("model_types", EVALUATOR_VARS["model_types"])
+        wanted = {*EVALUATOR_VARS, *(f"{kind}_{var}" for kind in types for var in TYPE_VARS)}
+        project.vars.update({k: v for k, v in declared.items() if k in wanted})
         return project
 
+    def type_var(self, kind: str, var: str) -> Any:
+        """`<kind>_folder_name` or `<kind>_prefixes`, None when the project sets neither."""
+        return self.vars.get(f"{kind}_{var}")
+
+    def folder_type(self, path: str) -> str | None:
+        """The type of the deepest folder of `path` that a type's folder var names, or None."""
+        by_folder = {self.type_var(kind, "folder_name"): kind for kind in self.vars["model_types"]}
+        for folder in reversed(Path(path).parts[:-1]):
+            if folder in by_folder:
+                return str(by_folder[folder])
+        return None
+
     def model_type(self, model: dict[str, Any]) -> str:
-        """The evaluator's model type: the first folder named as a type's folder var."""
-        folders = Path(model["original_file_path"]).parts[:-1]
-        for kind in MODEL_TYPES:
-            if self.vars[f"{kind}_folder_name"] in folders:
-                return kind
-        return "other"
+        """The evaluator's model type (its int_all_graph_resources): the type whose prefixes hold
+        the model's prefix (its name up to the first `_`), else the type of its deepest type
+        folder, else `other`."""
+        prefix = model["name"].split("_")[0] + "_"
+        for kind in self.vars["model_types"]:
+            if prefix in (self.type_var(kind, "prefixes") or []):
+                return str(kind)
+        return self.folder_type(model["original_file_path"]) or "other"
 
     def parents(self, model: dict[str, Any], kind: str) -> list[str]:
         return [p for p in model["depends_on"]["nodes"] if p.split(".")[0] == kind]
@@ -183,38 +206,49 @@ def has_reason(reason: Any) -> bool:
 
 
 def check_structure(project: Project) -> Iterator[Violation]:
+    staging = project.vars["staging_folder_name"]
     for model in project.models.values():
         kind = project.model_type(model)
-        prefixes = tuple(project.vars[f"{kind}_prefixes"])
-        if not model["name"].startswith(prefixes):
+        prefixes = tuple(project.type_var(kind, "prefixes") or [])
+        if not prefixes or not model["name"].startswith(prefixes):
             yield violation(
                 "fct_model_naming_conventions",
                 model,
-                f"the name of a model of type {kind} starts with {' or '.join(prefixes)}",
+                f"the name of a model of type {kind} starts with "
+                f"{' or '.join(prefixes) or '(no prefix declared for the type)'}",
             )
         if not model["depends_on"]["nodes"]:
             yield violation("fct_root_models", model, "reads no ref(), source() or seed")
-        sources = project.parents(model, "source")
-        if kind == "staging" and len(sources) == 1:
-            source = project.sources[sources[0]]["source_name"]
-            if source not in Path(model["original_file_path"]).parts[:-1]:
+        folders = Path(model["original_file_path"]).parts[:-1]
+        for uid in project.parents(model, "source") if kind == "staging" else []:
+            source = project.sources[uid]["source_name"]
+            if source not in folders:
                 yield violation(
                     "fct_model_directories",
                     model,
-                    f"a staging model lives in a folder named for its source, {source}/",
+                    f"a staging model lives in a folder named for its source: {staging}/{source}/",
                 )
+        # the evaluator's other half: a model's deepest type folder is its type's (a model in no
+        # type folder is left alone, as the evaluator's `model_type <> model_type_folder` does)
+        folder_kind = project.folder_type(model["original_file_path"])
+        if folder_kind is not None and folder_kind != kind:
+            yield violation(
+                "fct_model_directories",
+                model,
+                f"a model of type {kind} lives in {project.type_var(kind, 'folder_name')}/, "
+                f"not in a {folder_kind} folder ({project.type_var(folder_kind, 'folder_name')}/)",
+            )
 
-    staging = project.vars["staging_folder_name"]
     relations: dict[str, list[str]] = defaultdict(list)
     for source in project.sources.values():
         relations[str(source.get("relation_name")).lower()].append(key_of(source))
-        folders = Path(source["original_file_path"]).parts[:-1]
-        if staging not in folders or source["source_name"] not in folders:
+        # as the evaluator: the YAML's folder path names the source (staging/<source>/ for a
+        # staged source, beside its staging models)
+        if source["source_name"] not in Path(source["original_file_path"]).parts[:-1]:
             yield violation(
                 "fct_source_directories",
                 source,
-                f"a source is defined in {staging}/{source['source_name']}/, beside its staging "
-                "models",
+                f"a source is defined in a folder named for it: {staging}/{source['source_name']}/",
             )
     for relation, keys in sorted(relations.items()):
         if len(keys) > 1:
@@ -523,7 +557,11 @@ def check(project: Project, exceptions: list[dict[str, Any]] | None = None) -> l
                 message = f"gate_exceptions.{key} needs a reason"
                 problems.append(violation("exceptions", resource, message))
             else:
-                excused.add((META_EXCEPTIONS[key], key_of(resource)))
+                rule = META_EXCEPTIONS[key]
+                if not any(v.rule == rule and v.key == key_of(resource) for v in found):
+                    message = f"gate_exceptions.{key} excuses nothing (fixed? delete it)"
+                    problems.append(violation("exceptions", resource, message))
+                excused.add((rule, key_of(resource)))
     in_file = EXCEPTIONS_FILE.relative_to(PROJECT_DIR)
     for entry in exceptions or []:
         rule, resources = entry.get("rule", "?"), entry.get("resources") or []

@@ -23,8 +23,8 @@ categories as (
         product_category,
         max(product_category_name) as product_category_name,
         count(*) as products,
-        sum(total_revenue) as total_revenue,
-        sum(units_sold) as units_sold,
+        cast(sum(total_revenue) as bigint) as total_revenue,
+        cast(sum(units_sold) as bigint) as units_sold,
         max(case when rank_in_category = 1 then product_id end) as top_product_id,
         {{ lakehouse.ordered_list(
             "case when rank_in_category <= 3 then product_id end", 'rank_in_category'

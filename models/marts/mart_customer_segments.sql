@@ -11,8 +11,8 @@ segments as (
         spend_segment,
         frequency_segment,
         count(*) as customers,
-        sum(total_spent) as total_revenue,
-        sum(purchase_count) as purchases,
+        cast(sum(total_spent) as bigint) as total_revenue,
+        cast(sum(purchase_count) as bigint) as purchases,
         avg(historic_clv) as avg_historic_clv_raw,
         avg(predicted_clv) as avg_predicted_clv_raw,
         {{ lakehouse.median('total_spent') }} as median_total_spent_raw

@@ -19,7 +19,7 @@ daily as (
 
     select
         sales.ingest_date,
-        sum(sales.purchase_amount) as total_revenue,
+        cast(sum(sales.purchase_amount) as bigint) as total_revenue,
         count(*) as purchases,
         count(distinct sales.customer_id) as customers,
         count(distinct case
@@ -42,9 +42,9 @@ final as (
         new_customers,
         customers - new_customers as returning_customers,
         {{ lakehouse.ratio('total_revenue', 'purchases') }} as avg_purchase_amount,
-        sum(total_revenue) over (
+        cast(sum(total_revenue) over (
             order by ingest_date rows between unbounded preceding and current row
-        ) as cumulative_revenue
+        ) as bigint) as cumulative_revenue
     from daily
 
 )

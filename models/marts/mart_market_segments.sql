@@ -13,8 +13,8 @@ markets as (
         gender,
         is_married,
         count(*) as customers,
-        sum(purchase_count) as purchases,
-        sum(total_spent) as total_revenue
+        cast(sum(purchase_count) as bigint) as purchases,
+        cast(sum(total_spent) as bigint) as total_revenue
     from customers
     group by city_category, age_band, gender, is_married
 

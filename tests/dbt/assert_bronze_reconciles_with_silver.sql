@@ -27,7 +27,7 @@ bronze as (
         count(*) as bronze_rows
     -- the predicate on Bronze itself too: a partition filter Spark prunes files with
     from (
-        select * from {{ source('bronze', 'walmart_sales') }}
+        select * from {{ source('walmart', 'walmart_sales') }}
         where {{ built_last }}
     ) as walmart_sales
     inner join ledger

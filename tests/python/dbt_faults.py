@@ -62,7 +62,7 @@ def _nulls(test: str, column: str, key: str, value: str) -> Fault:
 LEDGER_FAULTS: tuple[tuple[Fault, dict[str, object]], ...] = (
     (
         Fault(
-            "source_unique_bronze_walmart_sales_batches_batch_id",
+            "source_unique_walmart_walmart_sales_batches_batch_id",
             "ledger",
             "a second ledger entry with an existing batch_id",
         ),
@@ -78,7 +78,7 @@ LEDGER_FAULTS: tuple[tuple[Fault, dict[str, object]], ...] = (
     ),
     (
         Fault(
-            "source_not_null_bronze_walmart_sales_batches_batch_id",
+            "source_not_null_walmart_walmart_sales_batches_batch_id",
             "ledger",
             "a ledger entry without batch_id",
         ),
@@ -549,6 +549,27 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                         {"clv_rank": "null"},
                     ),
                     _mart_sums("mart_high_value_customers", "total_spent"),
+                ),
+            ),
+            Relation(
+                "marts.mart_city_age_markets",
+                "city_category, age_band",
+                (
+                    Fault(
+                        "unique_combination_mart_city_age_markets_city_category__age_band",
+                        "dup",
+                        "a duplicated (city, age band)",
+                    ),
+                ),
+            ),
+            Relation(
+                "marts.mart_insights_summary",
+                "as_of_date",
+                (
+                    Fault("unique_mart_insights_summary_as_of_date", "dup", "a second summary row"),
+                    _nulls(
+                        "not_null_mart_insights_summary_as_of_date", "as_of_date", "as_of_date", ""
+                    ),
                 ),
             ),
             Relation(

@@ -161,7 +161,7 @@ def test_status_of_the_story_is_healthy_until_the_sla_is_tightened(story: Story)
             "select table_name from information_schema.tables where table_schema = 'marts'",
         )
     }
-    assert len(marts) == 6
+    assert len(marts) == 8
     for mart in marts:
         assert f"{mart} is " in breached.stdout, mart
     assert "bronze.walmart_sales_batches is" not in breached.stdout
@@ -179,7 +179,7 @@ def test_dbt_source_freshness_reads_the_sla_vars(story: Story, tmp_path: Path) -
         "--target",
         "lake",
         "--select",
-        "source:bronze",
+        "source:walmart",
         "--vars",
         json.dumps({"bronze_freshness_warn_after_hours": 0}),
         check=False,
@@ -187,7 +187,7 @@ def test_dbt_source_freshness_reads_the_sla_vars(story: Story, tmp_path: Path) -
     )
     said = done.stdout + done.stderr
     assert done.returncode == ExitCode.OK, said
-    assert "WARN freshness of bronze.walmart_sales_batches" in said
+    assert "WARN freshness of walmart.walmart_sales_batches" in said
     (result,) = json.loads((tmp_path / "target" / "sources.json").read_text())["results"]
     newest = max(e["ingested_at"] for e in ledger_entries(story.home))
     assert result["max_loaded_at"].startswith(newest[:19])

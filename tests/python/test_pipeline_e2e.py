@@ -67,13 +67,16 @@ def test_first_build_fills_every_mart(story: Story) -> None:
     assert story.first.marts["mart_high_value_customers"] == len(facts.customers)
     assert story.first.marts["mart_top_products"] == len(facts.products)
     assert story.first.marts["mart_daily_sales"] == 1
+    assert story.first.marts["mart_insights_summary"] == 1
     assert set(story.first.marts) == {
         "mart_top_products",
         "mart_high_value_customers",
         "mart_customer_segments",
         "mart_market_segments",
+        "mart_city_age_markets",
         "mart_category_performance",
         "mart_daily_sales",
+        "mart_insights_summary",
     }
 
 

@@ -167,7 +167,7 @@ PLANTED_MODELS = {
         select sale_id from sales
     """,
     "models/marts/mart_planted_reads_source.sql": """
-        select batch_id from {{ source('bronze', 'walmart_sales_batches') }}
+        select batch_id from {{ source('walmart', 'walmart_sales_batches') }}
     """,
     "models/marts/top_products_without_prefix.sql": """
         select product_id from {{ ref('dim_products') }}
@@ -180,6 +180,15 @@ PLANTED_MODELS = {
     """,
     "models/silver/slv_planted_unexplained.sql": """
         select batch_id from {{ ref('slv_sales') }}
+    """,
+    "models/silver/planted_without_prefix.sql": """
+        select sale_id from {{ ref('slv_sales') }}
+    """,
+    "models/gold/slv_planted_in_gold.sql": """
+        select sale_id from {{ ref('slv_sales') }}
+    """,
+    "models/silver/staging/stg_walmart__planted_outside.sql": """
+        select batch_id from {{ source('walmart', 'walmart_sales_batches') }}
     """,
 }
 PLANTED_YAML = """
@@ -211,7 +220,11 @@ PLANTED_YAML = """
             description: Batch.
             data_tests: [unique, not_null]
       - name: top_products_without_prefix
-        description: A mart without the mart_ prefix.
+        description: A mart without the mart_ prefix, and an exception its key test made stale.
+        config:
+          meta:
+            gate_exceptions:
+              primary_key: "Was untested once."
         columns:
           - name: product_id
             description: Product.
@@ -252,7 +265,7 @@ PLANTED_EXCEPTIONS = """
     resources: [no_such_model]
     reason: Excuses nothing.
   - rule: fct_source_fanout
-    resources: [bronze.walmart_sales_batches]
+    resources: [walmart.walmart_sales_batches]
 """
 
 
@@ -350,15 +363,24 @@ def test_project_structure_passes_on_the_project(
             "mart_planted_reads_source",
             "only a staging model reads a source",
         ),
-        ("fct_source_fanout", "source bronze.walmart_sales_batches", "read by 2 models"),
+        ("fct_source_fanout", "source walmart.walmart_sales_batches", "read by 3 models"),
         ("fct_root_models", "mart_planted_root", "reads no ref(), source() or seed"),
         ("fct_test_directories", "mart_planted_reads_silver", "in models/_planted__models.yml"),
         ("fct_model_naming_conventions", "top_products_without_prefix", "starts with mart_"),
-        ("fct_model_naming_conventions", "slv_planted_hard_coded", "starts with stg_"),
+        # a type of the project's own (model_types: silver, folder silver/, prefix slv_)
+        ("fct_model_naming_conventions", "planted_without_prefix", "type silver starts with slv_"),
+        ("fct_model_directories", "slv_planted_in_gold", "not in a marts folder (gold/)"),
+        (
+            "fct_model_directories",
+            "stg_walmart__planted_outside",
+            "in a folder named for its source: staging/walmart/",
+        ),
+        ("fct_source_directories", "source planted.events", "a folder named for it"),
         ("fct_sources_without_freshness", "source planted.events", "needs loaded_at_field"),
         ("fct_unused_sources", "source planted.events", "no staging model reads it"),
         ("fct_missing_primary_key_tests", "slv_planted_unexplained", "no primary-key test"),
         ("exceptions", "slv_planted_unexplained", "gate_exceptions.primary_key needs a reason"),
+        ("exceptions", "top_products_without_prefix", "primary_key excuses nothing"),
         ("exceptions", "scripts/check_project_exceptions.yml", "no_such_model: excuses nothing"),
         ("exceptions", "scripts/check_project_exceptions.yml", "fct_source_fanout: needs a reason"),
     ],

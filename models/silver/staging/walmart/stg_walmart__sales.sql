@@ -2,7 +2,7 @@
 -- become null here and are judged in slv_sales_validated; nothing is dropped.
 with source as (
 
-    select * from {{ source('bronze', 'walmart_sales') }}
+    select * from {{ source('walmart', 'walmart_sales') }}
 
 ),
 

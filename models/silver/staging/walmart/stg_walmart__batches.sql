@@ -1,7 +1,7 @@
 -- Staging over the ingestion ledger: one row per committed Bronze batch.
 with source as (
 
-    select * from {{ source('bronze', 'walmart_sales_batches') }}
+    select * from {{ source('walmart', 'walmart_sales_batches') }}
 
 ),
 
