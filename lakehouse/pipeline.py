@@ -280,7 +280,12 @@ def _silver_counts() -> dict[str, int]:
 def relation_names(target: str) -> dict[str, str]:
     """Model name -> the relation dbt builds it as on `target` (schema prefix and all), from the
     manifest of the target's last dbt command; empty before the first one."""
-    manifest = target_path(target) / "manifest.json"
+    return manifest_relation_names(target_path(target))
+
+
+def manifest_relation_names(artifacts: Path) -> dict[str, str]:
+    """Model name -> relation, from the dbt manifest in the `artifacts` folder (empty if none)."""
+    manifest = artifacts / "manifest.json"
     if not manifest.is_file():
         return {}
     nodes = json.loads(manifest.read_text())["nodes"].values()

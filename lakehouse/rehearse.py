@@ -307,7 +307,16 @@ def compare_silver(lake: Paths, url: str, result: Comparison) -> None:
     local = {b["batch_id"]: b for b in summary["silver_batches"]}
     glue = {
         b["batch_id"]: b
-        for b in glue_query(url, pipeline.SILVER_BATCHES_SQL.format(batches="true"))
+        for b in glue_query(
+            url,
+            pipeline.SILVER_BATCHES_SQL.format(
+                batches="true",
+                # the relations as the Glue build named them (its own manifest)
+                **pipeline.manifest_relation_names(
+                    Path(glue_environment(lake, url)["DBT_TARGET_PATH"])
+                ),
+            ),
+        )
     }
     result.check("silver batches", sorted(local), sorted(glue))
     for batch_id in sorted(set(local) & set(glue)):
