@@ -10,7 +10,8 @@
       prune partitions and files with at planning time: the usual run (a few new batches) keeps
       its pruning; a long list is a first build or a catch-up, which reads most batches anyway.
     - `set_listed_properties`: a table property is split into numbered chunks (`<key>`,
-      `<key>.1`, ...), one `alter table` each; `listed_property` reads them back in order.
+      `<key>.1`, ...), set in as few `alter table` statements as the budget allows;
+      `listed_property` reads them back in order.
 #}
 
 {% macro batch_list_max_chars() %}
@@ -133,4 +134,14 @@
             ~ stale | join("', '") ~ "')") -%}
     {%- endif -%}
     {{ return(statements or ['select 1']) }}
+{% endmacro %}
+
+{#- The values as a comma-separated list of literals, e.g. `'M', 'F'` or `date '2026-01-01'`
+    (the validation rules' value sets). -#}
+{% macro _quoted(values, literal_type='') %}
+    {%- set literals = [] -%}
+    {%- for value in values | sort -%}
+        {%- do literals.append((literal_type ~ " '" ~ value ~ "'") | trim) -%}
+    {%- endfor -%}
+    {{ return(literals | join(', ')) }}
 {% endmacro %}

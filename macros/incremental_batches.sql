@@ -158,11 +158,3 @@
     {%- endif -%}
     {{ return(predicate) }}
 {% endmacro %}
-
-{% macro _quoted(values, literal_type='') %}
-    {%- set literals = [] -%}
-    {%- for value in values | sort -%}
-        {%- do literals.append((literal_type ~ " '" ~ value ~ "'") | trim) -%}
-    {%- endfor -%}
-    {{ return(literals | join(', ')) }}
-{% endmacro %}
