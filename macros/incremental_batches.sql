@@ -27,15 +27,17 @@
 
 {% macro built_batches_property() %}{{ return('lakehouse.built_batches') }}{% endmacro %}
 
-{#- [batch_id, ingest_date] of every committed batch, oldest first, as the ledger was when this
+{#- [batch_id, ingest_date, landed_at] of every committed batch, in batch order (batch_order_key:
+    ingest date, commit time, id; the time as a sortable string), as the ledger was when this
     dbt command first asked: read once per command and kept in the graph (one dict for the whole
     invocation), so every model, and each model's SQL and post-hook, see the same batches even
     when a file lands mid-build. -#}
 {% macro committed_batches() %}
     {%- if '_lakehouse_committed_batches' not in graph -%}
         {%- set ledger = run_query(
-            'select batch_id, cast(ingest_date as string) as ingest_date from '
-            ~ ref('stg_walmart__batches') ~ ' order by 2, 1'
+            "select batch_id, cast(ingest_date as string) as ingest_date,"
+            ~ " date_format(ingested_at, 'yyyy-MM-dd HH:mm:ss.SSSSSS') as landed_at from "
+            ~ ref('stg_walmart__batches') ~ ' order by 2, 3, 1'
         ) -%}
         {%- do graph.update({'_lakehouse_committed_batches': ledger.rows | map('list') | list}) -%}
     {%- endif -%}
@@ -93,22 +95,25 @@
     {{ return(_batch_predicate(new_pairs, none, match_ingest_date)) }}
 {% endmacro %}
 
-{#- Whether a new batch sorts before a batch `this` holds, by (ingest_date, batch_id). -#}
+{#- Whether a new batch sorts before a batch `this` holds, in batch order (batch_order_key): a
+    backfill under an older date; a second batch of the same day comes after the first. -#}
 {% macro _lands_out_of_order(new_pairs) %}
     {%- set recorded = recorded_batches(this) -%}
     {%- set held = [] -%}
-    {%- for pair in committed_batches() if pair[0] in recorded -%}
-        {%- do held.append(pair[1] ~ '/' ~ pair[0]) -%}
+    {%- for batch in committed_batches() if batch[0] in recorded -%}
+        {%- do held.append(_batch_order(batch)) -%}
     {%- endfor -%}
     {%- if not held -%}
         {{ return(false) }}
     {%- endif -%}
     {%- set newest_held = held | max -%}
-    {%- for batch_id, ingest_date in new_pairs if (ingest_date ~ '/' ~ batch_id) < newest_held -%}
+    {%- for batch in new_pairs if _batch_order(batch) < newest_held -%}
         {{ return(true) }}
     {%- endfor -%}
     {{ return(false) }}
 {% endmacro %}
+
+{% macro _batch_order(batch) %}{{ return(batch[1] ~ '/' ~ batch[2] ~ '/' ~ batch[0]) }}{% endmacro %}
 
 {#
     Post-hook of every model that reads with `incremental_batch_filter`: record the batches the
@@ -139,7 +144,7 @@
     {{ return(statements[-1]) }}
 {% endmacro %}
 
-{#- pairs: [batch_id, ingest_date] lists; ingest_dates: whole partitions to re-read, or none. -#}
+{#- pairs: committed_batches() rows; ingest_dates: whole partitions to re-read, or none. -#}
 {% macro _batch_predicate(pairs, ingest_dates, match_ingest_date) %}
     {%- if pairs | length == 0 or (ingest_dates is not none and ingest_dates | length == 0) -%}
         {{ return('false') }}
@@ -150,11 +155,19 @@
             the pairs then keep each batch to its own date -#}
         {%- set dates = pairs | map(attribute=1) | unique | sort | list -%}
         {%- set predicate = predicate ~ ' and ' ~ in_list(['ingest_date'], dates, ['date'])
-            ~ ' and ' ~ in_list(['batch_id', 'ingest_date'], pairs | sort, ['string', 'date']) -%}
+            ~ ' and ' ~ in_list(['batch_id', 'ingest_date'], _id_date_pairs(pairs), ['string', 'date']) -%}
     {%- endif -%}
     {%- if ingest_dates is not none -%}
         {%- set predicate = predicate ~ ' and '
             ~ in_list(['ingest_date'], ingest_dates | unique | sort | list, ['date']) -%}
     {%- endif -%}
     {{ return(predicate) }}
+{% endmacro %}
+
+{% macro _id_date_pairs(batches) %}
+    {%- set pairs = [] -%}
+    {%- for batch in batches -%}
+        {%- do pairs.append([batch[0], batch[1]]) -%}
+    {%- endfor -%}
+    {{ return(pairs | sort) }}
 {% endmacro %}

@@ -27,15 +27,9 @@ customer_totals as (
     select
         customer_id,
         -- demographics should be constant per customer; where rows disagree, the latest row
-        -- (by ingest date, batch, line) wins, and a test counts such customers
-        max_by(
-            profile,
-            named_struct(
-                'ingest_date', ingest_date,
-                'batch_id', batch_id,
-                'line', last_line_number
-            )
-        ) as latest,
+        -- (batch order, then line) wins, and a test counts such customers
+        max_by(profile, {{ batch_order_key(line='last_line_number') }})
+            as latest,
         sum(spent_amount) as total_spent,
         sum(purchase_count) as purchase_count,
         sum(new_product_count) as distinct_products,

@@ -22,9 +22,7 @@ product_totals as (
         -- one category per product in the real data; the latest row wins if rows disagree
         max_by(
             product_category,
-            named_struct(
-                'ingest_date', ingest_date, 'batch_id', batch_id, 'line', last_line_number
-            )
+            {{ batch_order_key(line='last_line_number') }}
         ) as product_category,
         sum(revenue_amount) as total_revenue,
         sum(units_sold) as units_sold,

@@ -4,13 +4,13 @@
     batches_from='fct_sales',
 )) }}
 
--- depends_on: {{ ref('stg_walmart__batches') }}
 -- One row per customer per batch: what the batch added to the customer's history. dim_customers
 -- sums these instead of re-reading every sale, so a run with a new batch reads that batch (and
 -- the narrow key columns of fct_sales, to tell first purchases of a product from repeats).
 with sales as (
 
-    select * from {{ ref('slv_sales') }}
+    -- each row with its batch's commit time, which orders batches within a day
+    select * from {{ with_landed_at(ref('slv_sales')) }} as sales_rows
     where {{ incremental_batch_filter(match_ingest_date=true, ordered=true) }}
 
 ),
@@ -21,6 +21,7 @@ customer_totals as (
         customer_id,
         batch_id,
         ingest_date,
+        landed_at,
         -- the customer's demographics as the last row of the batch gives them
         max_by(
             named_struct(
@@ -37,7 +38,7 @@ customer_totals as (
         sum(purchase_amount) as spent_amount,
         count(*) as purchase_count
     from sales
-    group by customer_id, batch_id, ingest_date
+    group by customer_id, batch_id, ingest_date, landed_at
 
 ),
 
@@ -53,6 +54,7 @@ final as (
         customer_totals.customer_id,
         customer_totals.batch_id,
         customer_totals.ingest_date,
+        customer_totals.landed_at,
         customer_totals.profile,
         customer_totals.last_line_number,
         customer_totals.spent_amount,

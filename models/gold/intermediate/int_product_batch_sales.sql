@@ -4,12 +4,12 @@
     batches_from='fct_sales',
 )) }}
 
--- depends_on: {{ ref('stg_walmart__batches') }}
 -- One row per product per batch: what the batch added to the product's history. dim_products
 -- sums these instead of re-reading every sale.
 with sales as (
 
-    select * from {{ ref('slv_sales') }}
+    -- each row with its batch's commit time, which orders batches within a day
+    select * from {{ with_landed_at(ref('slv_sales')) }} as sales_rows
     where {{ incremental_batch_filter(match_ingest_date=true, ordered=true) }}
 
 ),
@@ -20,12 +20,13 @@ product_totals as (
         product_id,
         batch_id,
         ingest_date,
+        landed_at,
         max_by(product_category, source_line_number) as product_category,
         max(source_line_number) as last_line_number,
         sum(purchase_amount) as revenue_amount,
         count(*) as units_sold
     from sales
-    group by product_id, batch_id, ingest_date
+    group by product_id, batch_id, ingest_date, landed_at
 
 ),
 
@@ -41,6 +42,7 @@ final as (
         product_totals.product_id,
         product_totals.batch_id,
         product_totals.ingest_date,
+        product_totals.landed_at,
         product_totals.product_category,
         product_totals.last_line_number,
         product_totals.revenue_amount,
