@@ -46,7 +46,8 @@ test: setup browser
 	$(MAKE) --no-print-directory check
 	$(BIN)/python -m pytest
 
-# Static quality gates (lint, types, dbt parse/compile of every target, project structure, secrets).
+# Static quality gates (lint, types, dbt parse/compile of every target, project structure, secrets,
+# checkov on infra/).
 # No engine starts and no credential is needed (scripts/offline_dbt.py); scripts/gates.py runs
 # the gates side by side and ends with a summary and timings. See CONTRIBUTING.md.
 check: setup
