@@ -5,6 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov (the generic template checks of infra/) in a virtualenv of its own: its pins conflict
+# with the project's lock (requirements/checkov.in says which), so the two never share one.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LAKEHOUSE_HOME ?= $(CURDIR)/lake
 export LAKEHOUSE_HOME
 
@@ -12,9 +16,9 @@ export LAKEHOUSE_HOME
 PIP := set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "is ignored: it is neither" || true; }
 
-.PHONY: setup demo test check browser lint fmt docs bench clean lock
+.PHONY: setup demo test check browser lint fmt docs bench clean lock lock-checkov
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHECKOV_STAMP)
 
 # Rebuilt only when the lock or the package metadata changes, so a second `make setup` is instant.
 $(STAMP): requirements/requirements.lock pyproject.toml
@@ -26,6 +30,13 @@ $(STAMP): requirements/requirements.lock pyproject.toml
 	$(BIN)/lakehouse setup-jvm
 	@touch $(STAMP)
 
+# The same for checkov's own virtualenv, from its own lock.
+$(CHECKOV_STAMP): requirements/checkov.lock
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	set -o pipefail; $(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -r requirements/checkov.lock $(QUIET)
+	@touch $(CHECKOV_STAMP)
+
 demo: setup
 	$(BIN)/lakehouse run
 
@@ -35,7 +46,8 @@ test: setup browser
 	$(MAKE) --no-print-directory check
 	$(BIN)/python -m pytest
 
-# Static quality gates (lint, types, dbt parse/compile of every target, project structure, secrets).
+# Static quality gates (lint, types, dbt parse/compile of every target, project structure, secrets,
+# checkov on infra/).
 # No engine starts and no credential is needed (scripts/offline_dbt.py); scripts/gates.py runs
 # the gates side by side and ends with a summary and timings. See CONTRIBUTING.md.
 check: setup
@@ -72,3 +84,9 @@ lock:
 	rm -rf /tmp/lakehouse-lock && $(PYTHON) -m venv /tmp/lakehouse-lock
 	/tmp/lakehouse-lock/bin/pip install --quiet -r requirements/requirements.in
 	/tmp/lakehouse-lock/bin/pip freeze --exclude-editable > requirements/requirements.lock
+
+# Re-resolve checkov's pins from checkov.in, in a virtualenv of their own (needs the package index).
+lock-checkov:
+	rm -rf /tmp/lakehouse-lock-checkov && $(PYTHON) -m venv /tmp/lakehouse-lock-checkov
+	/tmp/lakehouse-lock-checkov/bin/pip install --quiet -r requirements/checkov.in
+	/tmp/lakehouse-lock-checkov/bin/pip freeze > requirements/checkov.lock

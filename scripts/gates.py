@@ -2,9 +2,11 @@
 
     python scripts/gates.py lint      ruff, ruff format --check, YAML, sqlfluff (dbt templater)
     python scripts/gates.py check     lint + mypy + offline `dbt compile` of every target (which
-                                      parses it first) + project structure + secrets
+                                      parses it first) + project structure + secrets + checkov
     python scripts/gates.py yaml [FILE ...]      every YAML file parses, no duplicate keys
     python scripts/gates.py secrets [FILE ...]   no secret that .secrets.baseline does not list
+    python scripts/gates.py checkov [DIR ...]    checkov's generic checks of the CloudFormation
+                                                 templates in infra/ (or in each DIR)
 
 No gate starts an engine or needs a credential (scripts/offline_dbt.py). Independent gates run
 side by side; each prints its output when it ends, and a summary with timings closes the run.
@@ -31,6 +33,10 @@ SCRIPTS = PROJECT_DIR / "scripts"
 TARGETS = ("lake", "warehouse", "prod_lake", "prod_warehouse")
 SQL_PATHS = ("models", "tests/dbt")
 BASELINE = ".secrets.baseline"
+# checkov runs from a virtualenv of its own (`make setup` builds it from requirements/checkov.lock):
+# its pins conflict with the project's lock. Its skips, each with a reason, are in the config.
+CHECKOV = PROJECT_DIR / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_CONFIG = PROJECT_DIR / "infra" / ".checkov.yaml"
 SKIP_DIRS = {".git", ".venv", "target", "dbt_packages", "lake", "logs", "reports", "node_modules"}
 
 
@@ -71,6 +77,7 @@ def check_gates() -> list[Gate]:
         *compiles,
         Gate("mypy", [str(BIN / "mypy"), "ingestion", "lakehouse", "scripts"]),
         Gate("secrets", [PYTHON, __file__, "secrets"]),
+        Gate("checkov", [PYTHON, __file__, "checkov"]),
         *quick_lint,
     ]
 
@@ -206,9 +213,27 @@ def check_secrets(files: Iterable[str], baseline_file: str = BASELINE) -> int:
     return 0
 
 
+def check_checkov(directories: Sequence[str]) -> int:
+    """checkov over the CloudFormation templates of each directory (framework, output and skips
+    from infra/.checkov.yaml); exit status 1 when a check fails or checkov is not installed."""
+    if not CHECKOV.exists():
+        print(
+            f"{CHECKOV.relative_to(PROJECT_DIR)} is missing: run `make setup`, which builds "
+            "checkov's own virtualenv from requirements/checkov.lock"
+        )
+        return 1
+    # checkov logs cloudsplaining's enrichment warnings on every IAM policy: errors only.
+    env = {**os.environ, "LOG_LEVEL": "ERROR"}
+    failed = 0
+    for directory in directories:
+        command = [str(CHECKOV), "--config-file", str(CHECKOV_CONFIG), "--directory", directory]
+        failed |= subprocess.run(command, cwd=PROJECT_DIR, env=env, check=False).returncode != 0
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("gate", choices=["lint", "check", "yaml", "secrets"])
+    parser.add_argument("gate", choices=["lint", "check", "yaml", "secrets", "checkov"])
     parser.add_argument("files", nargs="*")
     args = parser.parse_args(argv)
     os.chdir(PROJECT_DIR)
@@ -218,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_gates(check_gates(), with_structure=True)
     if args.gate == "yaml":
         return check_yaml(args.files or project_files((".yml", ".yaml")))
+    if args.gate == "checkov":
+        return check_checkov(args.files or ["infra"])
     return check_secrets(args.files or project_files(("",)))
 
 

@@ -1,8 +1,10 @@
-"""Offline validation of infra/ (issues #8, #16): cfn-lint, security properties read from the
-templates themselves (incl. the runner/runtime split, KMS through S3 and the workgroup's network),
-and the Gold external-schema macro.
+"""Offline validation of infra/ (issues #8, #13, #16): cfn-lint, checkov's generic checks, the
+project's security properties read from the templates themselves (incl. the runner/runtime split,
+KMS through S3 and the workgroup's network), and the Gold external-schema macro.
 
-Every security assertion is a function in infra/checks.py; next to each "holds on the real
+checkov runs as the `checkov` gate does (scripts/gates.py, from .venv-checkov) on the real templates
+and on copies with one planted fault per generic check it replaced in infra/checks.py. Every
+project-specific assertion is a function in infra/checks.py; next to each "holds on the real
 templates" test there is a mutation test that breaks a copy of the template and shows the same check
 catches it, so no assertion here can pass vacuously. The deployment into moto and the landing of a
 file into the deployed bucket are in test_infra_moto.py.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -27,7 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-TEMPLATES = sorted(INFRA.glob("*.yaml"))
+TEMPLATES = sorted(p for p in INFRA.glob("*.yaml") if not p.name.startswith("."))  # not .checkov
 
 _spec = importlib.util.spec_from_file_location("lakehouse_infra_checks", INFRA / "checks.py")
 assert _spec and _spec.loader
@@ -117,6 +120,167 @@ def test_cfn_lint_catches_a_broken_template(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# checkov: the generic checks, from its own virtualenv, as the `checkov` gate runs them
+# ------------------------------------------------------------------------------------------------
+
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_CONFIG = INFRA / ".checkov.yaml"
+_CHECKOV_FAILURE = re.compile(
+    r"Check: (CKV2?_\w+): .*\n\s*FAILED for resource: (\S+)\n\s*File: /?(\S+?):\d+-\d+"
+)
+
+
+def _checkov(directory: Path) -> tuple[int, set[tuple[str, str, str]], str]:
+    """(exit status, {(file, check id, resource) failed}, output) of the gate on a directory."""
+    assert CHECKOV.exists(), (
+        f"{CHECKOV} is missing: run `make setup` (it builds checkov's own virtualenv from "
+        "requirements/checkov.lock)"
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gates.py"), "checkov", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    failed = {(f, check, res) for check, res, f in _CHECKOV_FAILURE.findall(result.stdout)}
+    return result.returncode, failed, output
+
+
+def _skipped_checks() -> dict[str, str]:
+    """check id -> the reason written beside it in infra/.checkov.yaml."""
+    return dict(re.findall(r"^\s*- (CKV2?_\w+)\s*#\s*(.*\S)", CHECKOV_CONFIG.read_text(), re.M))
+
+
+def test_checkov_passes_on_the_templates() -> None:
+    status, failed, output = _checkov(INFRA)
+    assert status == 0 and not failed, output
+    passed = re.search(r"Passed checks: (\d+), Failed checks: 0", output)
+    assert passed and int(passed.group(1)) >= 50, output  # it did check the templates
+
+
+def test_every_checkov_skip_has_a_reason_and_is_still_needed(tmp_path: Path) -> None:
+    """Each skipped check fails on the templates without the skip (so none is stale), and nothing
+    else does. (checkov reads a .checkov.yaml of the directory it scans: scan copies.)"""
+    skipped = _skipped_checks()
+    listed = re.findall(r"^\s*- (CKV\S*)", CHECKOV_CONFIG.read_text(), re.M)
+    assert sorted(skipped) == sorted(listed), "a skip in infra/.checkov.yaml without a reason"
+    assert CHECKOV.exists(), "checkov is missing: run `make setup`"
+    for template in TEMPLATES:
+        shutil.copy(template, tmp_path)
+    result = subprocess.run(
+        [
+            str(CHECKOV), "--directory", str(tmp_path), "--framework", "cloudformation",
+            "--compact", "--quiet", "--skip-download",
+        ],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "LOG_LEVEL": "ERROR"},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert {check for check, _, _ in _CHECKOV_FAILURE.findall(result.stdout)} == set(skipped)
+
+
+def _policy(template: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
+    """The statements of a policy resource, or of a role's first inline policy."""
+    props = template["Resources"][logical_id]["Properties"]
+    document = props.get("PolicyDocument") or props["Policies"][0]["PolicyDocument"]
+    statements: list[dict[str, Any]] = document["Statement"]
+    return statements
+
+
+def _lake_bucket(template: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"]["LakeBucket"]["Properties"]
+    return properties
+
+
+BUCKET = "AWS::S3::Bucket.LakeBucket"
+
+# name: (template, fault planted in a copy, the (check id, resource) checkov must report failed).
+# The first four replace check_public_access_block and check_versioning of infra/checks.py; the
+# rest are generic IAM checks checkov adds on top of the project's stricter wildcard rules.
+CHECKOV_FAULTS: dict[str, tuple[Path, Callable[[dict[str, Any]], Any], set[tuple[str, str]]]] = {
+    "public access block removed": (
+        checks.LAKE_TEMPLATE,
+        lambda t: _lake_bucket(t).pop("PublicAccessBlockConfiguration"),
+        {(f"CKV_AWS_{n}", BUCKET) for n in (53, 54, 55, 56)},
+    ),
+    "public ACLs allowed": (
+        checks.LAKE_TEMPLATE,
+        lambda t: _lake_bucket(t)["PublicAccessBlockConfiguration"].update(BlockPublicAcls=False),
+        {("CKV_AWS_53", BUCKET)},
+    ),
+    "public buckets not restricted": (
+        checks.LAKE_TEMPLATE,
+        lambda t: _lake_bucket(t)["PublicAccessBlockConfiguration"].pop("RestrictPublicBuckets"),
+        {("CKV_AWS_56", BUCKET)},
+    ),
+    "versioning suspended": (
+        checks.LAKE_TEMPLATE,
+        lambda t: _lake_bucket(t)["VersioningConfiguration"].update(Status="Suspended"),
+        {("CKV_AWS_21", BUCKET)},
+    ),
+    "action * in the runtime policy": (
+        checks.LAKE_TEMPLATE,
+        lambda t: _policy(t, "GlueRuntimePolicy")[0].update(Action="*"),
+        {(c, "AWS::IAM::Policy.GlueRuntimePolicy") for c in ("CKV_AWS_63", "CKV_AWS_107")},
+    ),
+    "action * in the runner's managed policy": (
+        checks.LAKE_TEMPLATE,
+        lambda t: _policy(t, "DbtRunnerPolicy")[0].update(Action="*"),
+        {("CKV_AWS_107", "AWS::IAM::ManagedPolicy.DbtRunnerPolicy")},
+    ),
+    "writes on every resource": (
+        checks.LAKE_TEMPLATE,
+        lambda t: _policy(t, "DbtRunnerPolicy").append(
+            {"Sid": "Everywhere", "Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}
+        ),
+        {("CKV_AWS_111", "AWS::IAM::ManagedPolicy.DbtRunnerPolicy")},
+    ),
+    "administrator access": (
+        checks.WAREHOUSE_TEMPLATE,
+        lambda t: _policy(t, "SpectrumRole")[0].update(Action="*", Resource="*"),
+        {(f"CKV_AWS_{n}", "AWS::IAM::Role.SpectrumRole") for n in (62, 63, *range(107, 112))},
+    ),
+    "role assumable by anyone": (
+        checks.WAREHOUSE_TEMPLATE,
+        lambda t: t["Resources"]["SpectrumRole"]["Properties"]["AssumeRolePolicyDocument"][
+            "Statement"
+        ][0].update(Principal={"AWS": "*"}),
+        {("CKV_AWS_60", "AWS::IAM::Role.SpectrumRole")},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def checkov_faults(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str, str]]:
+    """One checkov run over a copy of a template per planted fault (JSON: the same template with
+    long-form intrinsic functions), plus unchanged copies of both templates as controls."""
+    directory = tmp_path_factory.mktemp("checkov")
+    for template in (checks.LAKE_TEMPLATE, checks.WAREHOUSE_TEMPLATE):
+        copied = json.dumps(checks.load_template(template))
+        (directory / f"unchanged-{template.stem}.json").write_text(copied)
+    for number, (template, plant, _) in enumerate(CHECKOV_FAULTS.values()):
+        broken = checks.load_template(template)
+        plant(broken)
+        (directory / f"fault{number}.json").write_text(json.dumps(broken))
+    status, failed, output = _checkov(directory)
+    assert status == 1, output
+    return failed
+
+
+@pytest.mark.parametrize("fault", sorted(CHECKOV_FAULTS))
+def test_checkov_reports_a_planted_fault(
+    fault: str, checkov_faults: set[tuple[str, str, str]]
+) -> None:
+    number = list(CHECKOV_FAULTS).index(fault)
+    reported = {(check, res) for f, check, res in checkov_faults if f == f"fault{number}.json"}
+    assert reported == CHECKOV_FAULTS[fault][2]
+
+
+def test_checkov_passes_the_unchanged_copies(checkov_faults: set[tuple[str, str, str]]) -> None:
+    assert not {f for f, _, _ in checkov_faults if f.startswith("unchanged-")}
+
+
+# ------------------------------------------------------------------------------------------------
 # The renderer the checks rely on
 # ------------------------------------------------------------------------------------------------
 
@@ -148,9 +312,7 @@ CheckFn = Callable[[dict[str, Any], dict[str, Any]], list[str]]
 
 CHECKS: dict[str, CheckFn] = {
     "encryption": lambda lake, wh: checks.check_bucket_encryption(lake),
-    "public_access_block": lambda lake, wh: checks.check_public_access_block(lake),
     "tls_only": lambda lake, wh: checks.check_tls_only(lake),
-    "versioning": lambda lake, wh: checks.check_versioning(lake),
     "lifecycle": lambda lake, wh: checks.check_lifecycle(lake),
     "no_wildcard_actions": lambda lake, wh: (
         checks.check_no_wildcard_actions(lake) + checks.check_no_wildcard_actions(wh)
@@ -194,13 +356,7 @@ def _statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
 
 
 def _add_statement(template: dict[str, Any], logical_id: str, statement: dict[str, Any]) -> None:
-    props = template["Resources"][logical_id]["Properties"]
-    document = (
-        props["PolicyDocument"]
-        if "PolicyDocument" in props
-        else props["Policies"][0]["PolicyDocument"]
-    )
-    document["Statement"].append(statement)
+    _policy(template, logical_id).append(statement)
 
 
 def _mutate_rules(
@@ -220,20 +376,6 @@ MUTATIONS: dict[str, tuple[str, Mutation, str]] = {
         lambda lake, wh: _bucket(lake).pop("BucketEncryption"),
         "default encryption",
     ),
-    "public ACLs allowed": (
-        "public_access_block",
-        lambda lake, wh: _bucket(lake)["PublicAccessBlockConfiguration"].update(
-            BlockPublicAcls=False
-        ),
-        "BlockPublicAcls",
-    ),
-    "public policies not restricted": (
-        "public_access_block",
-        lambda lake, wh: _bucket(lake)["PublicAccessBlockConfiguration"].pop(
-            "RestrictPublicBuckets"
-        ),
-        "RestrictPublicBuckets",
-    ),
     "no TLS deny": (
         "tls_only",
         lambda lake, wh: lake["Resources"]["LakeBucketPolicy"]["Properties"]["PolicyDocument"][
@@ -252,11 +394,6 @@ MUTATIONS: dict[str, tuple[str, Mutation, str]] = {
             {"aws:SecureTransport": "true"}
         ),
         "aws:SecureTransport",
-    ),
-    "versioning suspended": (
-        "versioning",
-        lambda lake, wh: _bucket(lake)["VersioningConfiguration"].update(Status="Suspended"),
-        "versioning",
     ),
     "bronze never archived": (
         "lifecycle",
