@@ -7,6 +7,7 @@ duckdb-extension-*): nothing is downloaded at run time.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -70,6 +71,31 @@ def connect_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
         if "different configuration" not in str(error):
             raise
         return duckdb.connect(str(path))
+
+
+# How long a warehouse build waits for other processes to close the DuckDB file.
+WAREHOUSE_LOCK_WAIT_S = 30.0
+
+
+def wait_until_writable(path: Path, timeout_s: float = WAREHOUSE_LOCK_WAIT_S) -> bool:
+    """Wait while another process has the DuckDB warehouse open: DuckDB lets a process write a
+    file only when no other process has it open, even read-only, so an analyst's query or a BI
+    tool's poll that overlaps the start of a build used to fail the whole build (the watch then
+    retried a cycle later). Returns False after `timeout_s` still locked: the build then goes on
+    and fails with DuckDB's own message, which names the process holding the file."""
+    deadline = time.monotonic() + timeout_s
+    while path.exists():
+        try:
+            duckdb.connect(str(path)).close()
+        except duckdb.IOException as error:
+            if "lock" not in str(error) or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        except duckdb.ConnectionException:
+            return True  # this process has it open already; dbt-duckdb shares that instance
+        else:
+            return True
+    return True
 
 
 def bronze_rows(lake: Paths) -> int:

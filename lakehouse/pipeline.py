@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse import audit, build_state
-from lakehouse.engines import apply_engine_environment, connect_warehouse
+from lakehouse.engines import apply_engine_environment, connect_warehouse, wait_until_writable
 from lakehouse.settings import Paths, ledger_entries, paths, profiles_dir, project_dir
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,8 @@ def build(
                     if plan.action is build_state.Action.NEW_DATA
                     else []
                 )
+                if target == WAREHOUSE_TARGET and not wait_until_writable(lake.duckdb_file):
+                    log.warning("%s is still open in another process", lake.duckdb_file)
                 run_dbt(["build", *extra, *selector], target=target)
                 if target == LAKE_TARGET:
                     write_lake_summary()

@@ -30,7 +30,9 @@ reported, and not tried again until it changes; the watch goes on.
 again on the next cycle that lands something, or after a back-off (the interval, doubling up to
 `MAX_RETRY_WAIT_S`) when nothing arrives. It loses nothing: the batches are in the ledger, and a
 build records its success only after it succeeded. After each build the warehouse's DuckDB file is
-closed: between cycles other processes can open it (an analyst's ``duckdb -readonly``).
+closed: between cycles other processes can open it (an analyst's ``duckdb -readonly``), and a
+warehouse build that starts while one has it open waits for it to close (up to
+`engines.WAREHOUSE_LOCK_WAIT_S`) rather than failing the cycle.
 
 **Stopping.** A first SIGINT/SIGTERM (`Watcher.request_stop`) lets the step in progress finish (the
 file being landed, the build running) and starts nothing new: landed batches not built yet are
