@@ -251,14 +251,17 @@ def layer_counts(lake: Paths | None = None) -> dict[str, int]:
     counts = {"bronze rows (ledger)": sum(int(e["rows"]) for e in bronze_ledger(lake))}
     counts.update(_silver_counts())
     if lake.duckdb_file.exists():
+        # the warehouse's models (Gold as it reads it, the marts) where its last build put them
+        models = set(manifest_model_tables(target_path(WAREHOUSE_TARGET)).values())
         con = connect_warehouse(lake.duckdb_file)
         try:
             for schema, table in con.execute(
                 "select table_schema, table_name from information_schema.tables "
-                "where table_schema in ('gold', 'marts') order by table_schema, table_name"
+                "where table_catalog = current_database() order by table_schema, table_name"
             ).fetchall():
-                row = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
-                counts[f"{schema}.{table}"] = int(row[0]) if row else 0
+                if (schema, table) in models:
+                    row = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
+                    counts[f"{schema}.{table}"] = int(row[0]) if row else 0
         finally:
             con.close()
     return counts
@@ -287,15 +290,27 @@ def relation_names(target: str) -> dict[str, str]:
 
 def manifest_relation_names(artifacts: Path) -> dict[str, str]:
     """Model name -> relation, from the dbt manifest in the `artifacts` folder (empty if none)."""
-    manifest = artifacts / "manifest.json"
-    if not manifest.is_file():
-        return {}
-    nodes = json.loads(manifest.read_text())["nodes"].values()
     return {
         str(node["name"]): str(node["relation_name"])
-        for node in nodes
-        if node["resource_type"] == "model" and node.get("relation_name")
+        for node in _manifest_models(artifacts)
+        if node.get("relation_name")
     }
+
+
+def manifest_model_tables(artifacts: Path) -> dict[str, tuple[str, str]]:
+    """Model name -> (schema, table) it is built as, from the dbt manifest in `artifacts`."""
+    return {
+        str(node["name"]): (str(node["schema"]), str(node.get("alias") or node["name"]))
+        for node in _manifest_models(artifacts)
+    }
+
+
+def _manifest_models(artifacts: Path) -> list[dict[str, Any]]:
+    manifest = artifacts / "manifest.json"
+    if not manifest.is_file():
+        return []
+    nodes = json.loads(manifest.read_text())["nodes"].values()
+    return [node for node in nodes if node["resource_type"] == "model"]
 
 
 def _spark_session_if_started() -> Any:

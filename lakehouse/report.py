@@ -40,8 +40,8 @@ from lakehouse.settings import Paths, ProjectNotFound
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "insights.html"
-SCHEMA = "marts"
 # The marts the report reads: the exposure `insights_report` (models/marts/_marts__models.yml).
+# Found by name in whichever schema holds them (`marts` locally; dbt's schema naming decides).
 MARTS = (
     "mart_top_products",
     "mart_category_performance",
@@ -135,20 +135,25 @@ def read_marts(source: Path) -> MartData:
         raise ReportError(f"no DuckDB warehouse at {source}: run `lakehouse build` first")
     con = _connect(source)
     try:
-        _check_marts(con, source)
+        marts = _locate_marts(con, source)
         log.info("reading marts from %s", source)
-        summary = _query(con, source, "mart_insights_summary", SUMMARY_SQL)
+
+        def query(mart: str, sql: str, **params: Any) -> list[Row]:
+            return _query(con, source, marts[mart], sql.format(relation=marts[mart], **params))
+
+        summary = query("mart_insights_summary", SUMMARY_SQL)
         totals = summary[0] if summary else NO_SALES
-        top_products = TOP_PRODUCTS_SQL.format(limit=int(totals["top_products_limit"]))
         return MartData(
             totals=totals,
-            top_products=_query(con, source, "mart_top_products", top_products),
-            categories=_query(con, source, "mart_category_performance", CATEGORIES_SQL),
-            segments=_query(con, source, "mart_customer_segments", SEGMENTS_SQL),
-            markets=_query(con, source, "mart_city_age_markets", MARKETS_SQL),
-            clv=_query(con, source, "mart_high_value_customers", CLV_SQL),
-            top_customers=_query(con, source, "mart_high_value_customers", TOP_CUSTOMERS_SQL),
-            daily=_query(con, source, "mart_daily_sales", DAILY_SQL),
+            top_products=query(
+                "mart_top_products", TOP_PRODUCTS_SQL, limit=int(totals["top_products_limit"])
+            ),
+            categories=query("mart_category_performance", CATEGORIES_SQL),
+            segments=query("mart_customer_segments", SEGMENTS_SQL),
+            markets=query("mart_city_age_markets", MARKETS_SQL),
+            clv=query("mart_high_value_customers", CLV_SQL),
+            top_customers=query("mart_high_value_customers", TOP_CUSTOMERS_SQL),
+            daily=query("mart_daily_sales", DAILY_SQL),
         )
     finally:
         con.close()
@@ -174,40 +179,47 @@ def _connect(source: Path) -> duckdb.DuckDBPyConnection:
         raise ReportError(f"cannot open {source} read-only: {exc}") from exc
 
 
-def _check_marts(con: duckdb.DuckDBPyConnection, source: Path) -> None:
-    found = {
-        str(name)
-        for (name,) in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = ? and table_catalog = current_database()",
-            [SCHEMA],
-        ).fetchall()
-    }
-    missing = [mart for mart in MARTS if mart not in found]
+def _locate_marts(con: duckdb.DuckDBPyConnection, source: Path) -> dict[str, str]:
+    """Mart name -> its relation, in whichever schema of the file's database holds it."""
+    schemas: dict[str, list[str]] = {}
+    for schema, name in con.execute(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_catalog = current_database() and list_contains(?, table_name) "
+        "order by table_schema",
+        [list(MARTS)],
+    ).fetchall():
+        schemas.setdefault(str(name), []).append(str(schema))
+    missing = [mart for mart in MARTS if mart not in schemas]
     if len(missing) == len(MARTS):
         raise ReportError(f"no marts in {source}: run `lakehouse build` first")
     if missing:
-        names = ", ".join(f"{SCHEMA}.{mart}" for mart in missing)
-        raise ReportError(f"missing marts in {source} ({names}): run `lakehouse build` first")
+        raise ReportError(
+            f"missing marts in {source} ({', '.join(missing)}): run `lakehouse build` first"
+        )
+    twice = {mart: found for mart, found in schemas.items() if len(found) > 1}
+    if twice:
+        names = "; ".join(f"{mart} in {', '.join(found)}" for mart, found in twice.items())
+        raise ReportError(f"marts in more than one schema of {source} ({names}): keep one")
+    return {mart: f'"{found[0]}"."{mart}"' for mart, found in schemas.items()}
 
 
-def _query(con: duckdb.DuckDBPyConnection, source: Path, mart: str, sql: str) -> list[Row]:
+def _query(con: duckdb.DuckDBPyConnection, source: Path, relation: str, sql: str) -> list[Row]:
     try:
         cursor = con.execute(sql)
         columns = [str(column[0]) for column in cursor.description or ()]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     except duckdb.Error as exc:
         raise ReportError(
-            f"cannot read {SCHEMA}.{mart} in {source} ({exc}): rebuild with `lakehouse build`"
+            f"cannot read {relation} in {source} ({exc}): rebuild with `lakehouse build`"
         ) from exc
 
 
 # The headline figures, finished in dbt (one row; none while Gold holds no sale).
-SUMMARY_SQL = f"""
+SUMMARY_SQL = """
 select total_revenue as revenue, purchases, avg_purchase_amount as avg_basket, customers,
        products, sales_days as days, first_ingest_date as first_day, as_of_date as last_day,
        top_products_limit, top_products_revenue_share_pct
-from {SCHEMA}.mart_insights_summary
+from {relation}
 """
 NO_SALES: Row = {
     "revenue": 0,
@@ -222,52 +234,52 @@ NO_SALES: Row = {
     "top_products_revenue_share_pct": None,
 }
 
-TOP_PRODUCTS_SQL = f"""
+TOP_PRODUCTS_SQL = """
 select product_id, product_category, product_category_name, revenue_rank, total_revenue,
        units_sold, distinct_customers, avg_revenue_per_customer, revenue_contribution_pct,
        abc_class, product_segment
-from {SCHEMA}.mart_top_products
+from {relation}
 order by revenue_rank, product_id
-limit {{limit}}
+limit {limit}
 """
 
-CATEGORIES_SQL = f"""
+CATEGORIES_SQL = """
 select product_category, product_category_name, products, total_revenue, units_sold, avg_price,
        revenue_share_pct, cumulative_revenue_share_pct, revenue_rank, top_product_id
-from {SCHEMA}.mart_category_performance
+from {relation}
 order by cumulative_revenue_share_pct, revenue_rank, product_category
 """
 
-SEGMENTS_SQL = f"""
+SEGMENTS_SQL = """
 select spend_segment, frequency_segment, customers, total_revenue, purchases, revenue_share_pct,
        customer_share_pct, avg_historic_clv, avg_predicted_clv, avg_basket_amount,
        median_total_spent
-from {SCHEMA}.mart_customer_segments
+from {relation}
 """
 
-MARKETS_SQL = f"""
+MARKETS_SQL = """
 select city_category, age_band, customers, total_revenue
-from {SCHEMA}.mart_city_age_markets
+from {relation}
 """
 
-CLV_SQL = f"""
+CLV_SQL = """
 select historic_clv, predicted_clv
-from {SCHEMA}.mart_high_value_customers
+from {relation}
 """
 
 TOP_CUSTOMERS_SQL = f"""
 select customer_id, clv_rank, spend_rank, total_spent, historic_clv, predicted_clv,
        purchase_count, distinct_products, spend_segment, frequency_segment, gender, age_band,
        city_category
-from {SCHEMA}.mart_high_value_customers
+from {{relation}}
 order by clv_rank, total_spent desc, customer_id
 limit {TOP_TABLE_ROWS}
 """
 
-DAILY_SQL = f"""
+DAILY_SQL = """
 select ingest_date, total_revenue, purchases, customers, new_customers, returning_customers,
        avg_purchase_amount, cumulative_revenue
-from {SCHEMA}.mart_daily_sales
+from {relation}
 order by ingest_date
 """
 

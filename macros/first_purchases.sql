@@ -31,7 +31,7 @@
     its `other` values (products or customers) the batch holds for the first time in all of
     `history` (the fact table, which already holds the new rows; read on incremental runs only). Summed over batches, that is
     the exact distinct count, without keeping a (customer, product) set beside the fact table.
-    "First" follows batch_order_key; `new_rows` already carries `landed_at`. A batch that sorts
+    "First" follows batch_order_key (the rows get `landed_at` from the ledger). A batch that sorts
     before one the model holds (a backfill under an older date) makes its model re-read every
     batch (incremental_batch_filter with ordered=true).
 
@@ -51,7 +51,7 @@
             {{ key }},
             {{ other }},
             min({{ batch_order_key() }}) as first_seen
-        from {{ new_rows }}
+        from {{ with_landed_at(new_rows) }} as timed_rows
         group by {{ key }}, {{ other }}
     ) as pair_history
     group by {{ key }}, first_seen.batch_id
@@ -62,7 +62,7 @@
         count(*) as first_purchase_count
     from (
         select distinct {{ key }}, {{ other }}, ingest_date, landed_at, batch_id
-        from {{ new_rows }}
+        from {{ with_landed_at(new_rows) }} as timed_rows
     ) as new_pairs
     inner join (
         select

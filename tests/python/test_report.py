@@ -301,8 +301,11 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def make_tiny_warehouse(path: Path, payload: str, skip: tuple[str, ...] = ()) -> Path:
-    """The marts with one or two rows each, every text column holding `payload`."""
+def make_tiny_warehouse(
+    path: Path, payload: str, skip: tuple[str, ...] = (), schemas: tuple[str, ...] = ("marts",)
+) -> Path:
+    """The marts with one or two rows each, every text column holding `payload`, in each of
+    `schemas`."""
     p = _lit(payload)
     tables = {
         "mart_top_products": f"""
@@ -356,10 +359,11 @@ def make_tiny_warehouse(path: Path, payload: str, skip: tuple[str, ...] = ()) ->
     }
     assert set(tables) == set(MARTS)
     with duckdb.connect(str(path)) as con:
-        con.execute("create schema marts")
-        for name, select_sql in tables.items():
-            if name not in skip:
-                con.execute(f"create table marts.{name} as {select_sql}")
+        for schema in schemas:
+            con.execute(f"create schema {schema}")
+            for name, select_sql in tables.items():
+                if name not in skip:
+                    con.execute(f"create table {schema}.{name} as {select_sql}")
     return path
 
 
@@ -411,9 +415,27 @@ def test_no_marts_is_a_clear_error(tmp_path: Path) -> None:
 def test_one_missing_mart_is_named(tmp_path: Path) -> None:
     db = make_tiny_warehouse(tmp_path / "partial.duckdb", "x", skip=("mart_daily_sales",))
     with pytest.raises(
-        ReportError, match=r"missing marts in .*marts\.mart_daily_sales.*lakehouse build"
+        ReportError, match=r"missing marts in .*\(mart_daily_sales\): run `lakehouse build`"
     ):
         build_report(db, tmp_path / "out")
+
+
+def test_marts_are_read_from_the_schema_that_holds_them(tmp_path: Path) -> None:
+    """Where dbt puts the marts is dbt's schema naming (a prefix in production), not the
+    report's: a warehouse whose marts live in `analytics_marts` gives the same page."""
+    db = make_tiny_warehouse(tmp_path / "prefixed.duckdb", "x", schemas=("analytics_marts",))
+    page = parse(build_report(db, tmp_path / "out").read_text(encoding="utf-8"))
+    assert int(page.cards["revenue"]) == 300
+    assert column(page, "table-top-products", "Product") == ["x"]
+
+
+def test_marts_in_two_schemas_are_a_clear_error(tmp_path: Path) -> None:
+    db = make_tiny_warehouse(tmp_path / "twice.duckdb", "x", schemas=("marts", "old_marts"))
+    with pytest.raises(
+        ReportError, match=r"more than one schema .*mart_daily_sales in marts, old_marts"
+    ):
+        build_report(db, tmp_path / "out")
+    assert not (tmp_path / "out" / "insights.html").exists()
 
 
 def test_not_a_duckdb_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,9 +9,18 @@
 -- the narrow key columns of fct_sales, to tell first purchases of a product from repeats).
 with sales as (
 
-    -- each row with its batch's commit time, which orders batches within a day
-    select * from {{ with_landed_at(ref('slv_sales')) }} as sales_rows
+    select * from {{ ref('slv_sales') }}
     where {{ incremental_batch_filter(match_ingest_date=true, ordered=true) }}
+
+),
+
+ledger as (
+
+    -- each batch's commit time, which orders the batches of one day
+    select
+        batch_id,
+        ingested_at as landed_at
+    from {{ ref('stg_walmart__batches') }}
 
 ),
 
@@ -21,7 +30,6 @@ customer_totals as (
         customer_id,
         batch_id,
         ingest_date,
-        landed_at,
         -- the customer's demographics as the last row of the batch gives them
         max_by(
             named_struct(
@@ -38,7 +46,7 @@ customer_totals as (
         sum(purchase_amount) as spent_amount,
         count(*) as purchase_count
     from sales
-    group by customer_id, batch_id, ingest_date, landed_at
+    group by customer_id, batch_id, ingest_date
 
 ),
 
@@ -54,13 +62,14 @@ final as (
         customer_totals.customer_id,
         customer_totals.batch_id,
         customer_totals.ingest_date,
-        customer_totals.landed_at,
+        ledger.landed_at,
         customer_totals.profile,
         customer_totals.last_line_number,
         customer_totals.spent_amount,
         customer_totals.purchase_count,
         coalesce(first_purchases.first_purchase_count, 0) as new_product_count
     from customer_totals
+    inner join ledger on customer_totals.batch_id = ledger.batch_id
     left join first_purchases
         on
             customer_totals.customer_id = first_purchases.customer_id

@@ -8,9 +8,18 @@
 -- sums these instead of re-reading every sale.
 with sales as (
 
-    -- each row with its batch's commit time, which orders batches within a day
-    select * from {{ with_landed_at(ref('slv_sales')) }} as sales_rows
+    select * from {{ ref('slv_sales') }}
     where {{ incremental_batch_filter(match_ingest_date=true, ordered=true) }}
+
+),
+
+ledger as (
+
+    -- each batch's commit time, which orders the batches of one day
+    select
+        batch_id,
+        ingested_at as landed_at
+    from {{ ref('stg_walmart__batches') }}
 
 ),
 
@@ -20,13 +29,12 @@ product_totals as (
         product_id,
         batch_id,
         ingest_date,
-        landed_at,
         max_by(product_category, source_line_number) as product_category,
         max(source_line_number) as last_line_number,
         sum(purchase_amount) as revenue_amount,
         count(*) as units_sold
     from sales
-    group by product_id, batch_id, ingest_date, landed_at
+    group by product_id, batch_id, ingest_date
 
 ),
 
@@ -42,13 +50,14 @@ final as (
         product_totals.product_id,
         product_totals.batch_id,
         product_totals.ingest_date,
-        product_totals.landed_at,
+        ledger.landed_at,
         product_totals.product_category,
         product_totals.last_line_number,
         product_totals.revenue_amount,
         product_totals.units_sold,
         coalesce(first_purchases.first_purchase_count, 0) as new_customer_count
     from product_totals
+    inner join ledger on product_totals.batch_id = ledger.batch_id
     left join first_purchases
         on
             product_totals.product_id = first_purchases.product_id
