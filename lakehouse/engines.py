@@ -73,16 +73,19 @@ def connect_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(path))
 
 
-# How long a warehouse build waits for other processes to close the DuckDB file.
+# How long a warehouse build waits for other processes to close the DuckDB file (seconds;
+# $LAKEHOUSE_WAREHOUSE_LOCK_WAIT_S overrides it).
 WAREHOUSE_LOCK_WAIT_S = 30.0
 
 
-def wait_until_writable(path: Path, timeout_s: float = WAREHOUSE_LOCK_WAIT_S) -> bool:
+def wait_until_writable(path: Path, timeout_s: float | None = None) -> bool:
     """Wait while another process has the DuckDB warehouse open: DuckDB lets a process write a
     file only when no other process has it open, even read-only, so an analyst's query or a BI
     tool's poll that overlaps the start of a build used to fail the whole build (the watch then
     retried a cycle later). Returns False after `timeout_s` still locked: the build then goes on
     and fails with DuckDB's own message, which names the process holding the file."""
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("LAKEHOUSE_WAREHOUSE_LOCK_WAIT_S", WAREHOUSE_LOCK_WAIT_S))
     deadline = time.monotonic() + timeout_s
     while path.exists():
         try:

@@ -53,6 +53,9 @@ BAD_CSV = "User_ID,Product_ID\n1000001,P00069042\n"
 BAD_S3 = "not,the,header\n1,2,3\n"
 
 
+LOCK_WAIT_S = 2
+
+
 class Watch:
     """A `lakehouse watch` subprocess whose output is read as it comes."""
 
@@ -63,6 +66,8 @@ class Watch:
                 "LAKEHOUSE_DBT_TARGET_ROOT": str(home / "_dbt_target"),
                 "DBT_LOG_PATH": str(home / "_dbt_logs"),
                 "PYTHONUNBUFFERED": "1",
+                # a build waits this long for a reader to close the warehouse, then fails
+                "LAKEHOUSE_WAREHOUSE_LOCK_WAIT_S": str(LOCK_WAIT_S),
             },
         )
         self.process = subprocess.Popen(
@@ -158,8 +163,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3) -> Scena
     c_bytes = parts["C"].read_bytes()
     (incoming / "C.csv.part").write_bytes(c_bytes[: len(c_bytes) // 2])  # being written
 
-    # 1. one cycle lands A and B and refuses the bad file; its warehouse build fails while an
-    # analyst's read-only connection is open, and is retried once it is closed; then idle
+    # 1. one cycle lands A and B and refuses the bad file; its warehouse build waits LOCK_WAIT_S
+    # for an analyst's read-only connection, fails, and is retried once it is closed; then idle
     duckdb.connect(str(home / "warehouse.duckdb")).close()
     analyst = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     first = Watch(home, "--from", str(incoming))
