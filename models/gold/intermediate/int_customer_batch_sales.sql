@@ -14,16 +14,6 @@ with sales as (
 
 ),
 
-ledger as (
-
-    -- each batch's commit time, which orders the batches of one day
-    select
-        batch_id,
-        ingested_at as landed_at
-    from {{ ref('stg_walmart__batches') }}
-
-),
-
 customer_totals as (
 
     select
@@ -62,14 +52,14 @@ final as (
         customer_totals.customer_id,
         customer_totals.batch_id,
         customer_totals.ingest_date,
-        ledger.landed_at,
+        customer_totals.landed_at,
         customer_totals.profile,
         customer_totals.last_line_number,
         customer_totals.spent_amount,
         customer_totals.purchase_count,
         coalesce(first_purchases.first_purchase_count, 0) as new_product_count
-    from customer_totals
-    inner join ledger on customer_totals.batch_id = ledger.batch_id
+    -- each batch's commit time (the ledger's), which orders the batches of one day
+    from {{ with_landed_at('customer_totals') }} as customer_totals
     left join first_purchases
         on
             customer_totals.customer_id = first_purchases.customer_id

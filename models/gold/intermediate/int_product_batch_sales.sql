@@ -13,16 +13,6 @@ with sales as (
 
 ),
 
-ledger as (
-
-    -- each batch's commit time, which orders the batches of one day
-    select
-        batch_id,
-        ingested_at as landed_at
-    from {{ ref('stg_walmart__batches') }}
-
-),
-
 product_totals as (
 
     select
@@ -50,14 +40,14 @@ final as (
         product_totals.product_id,
         product_totals.batch_id,
         product_totals.ingest_date,
-        ledger.landed_at,
+        product_totals.landed_at,
         product_totals.product_category,
         product_totals.last_line_number,
         product_totals.revenue_amount,
         product_totals.units_sold,
         coalesce(first_purchases.first_purchase_count, 0) as new_customer_count
-    from product_totals
-    inner join ledger on product_totals.batch_id = ledger.batch_id
+    -- each batch's commit time (the ledger's), which orders the batches of one day
+    from {{ with_landed_at('product_totals') }} as product_totals
     left join first_purchases
         on
             product_totals.product_id = first_purchases.product_id
