@@ -10,7 +10,15 @@ lake build published. After a successful build we record both as fingerprints un
   used to cost 90 s of Spark work to find out the same thing);
 - only the input changed (new batches): the build runs without the seeds and the unit tests,
   which depend on the code alone (selectors `lake_new_batches` / `warehouse_new_data`);
-- the code changed, or there is no record, or --full-refresh: the whole build.
+- the code changed, or there is no record, or --full-refresh: the whole build; its unit tests
+  too, unless they already passed on this very code in this checkout.
+
+Unit tests depend on the code alone (their inputs are fixtures), so dbt recommends running them
+in development and CI rather than on every production build. Their record is therefore kept
+beside dbt's other code-derived state (partial parsing), in the target's artifact folder of the
+checkout: `<target folder>/unit_tests.passed.json`. A second lakehouse home built from the same
+checkout, or a full refresh of unchanged code, leaves them out; any edit to the project runs
+them again.
 
 A build that fails or is killed records nothing, so the next one starts from the last success.
 Only the local targets are planned this way: production Bronze lives on S3.
@@ -109,9 +117,39 @@ def plan(state: Path, fingerprints: Fingerprints, full_refresh: bool) -> Plan:
     return Plan(Action.SKIP, fingerprints, "nothing new since the last build")
 
 
+def _write(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(content))
+    temporary.replace(path)
+
+
 def record(state: Path, fingerprints: Fingerprints) -> None:
     """Called after a successful build only."""
-    state.parent.mkdir(parents=True, exist_ok=True)
-    temporary = state.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"code": fingerprints.code, "inputs": fingerprints.inputs}))
-    temporary.replace(state)
+    _write(state, {"code": fingerprints.code, "inputs": fingerprints.inputs})
+
+
+def unit_tests_file(target_folder: Path) -> Path:
+    return target_folder / "unit_tests.passed.json"
+
+
+# Code versions remembered: a checkout built with a few settings (vars, formats) keeps each.
+UNIT_TEST_RECORDS_KEPT = 8
+
+
+def unit_tests_passed(target_folder: Path, code: str) -> bool:
+    """Whether the target's unit tests passed on exactly this code in this checkout."""
+    return code in _passed_codes(target_folder)
+
+
+def record_unit_tests(target_folder: Path, code: str) -> None:
+    """Called after a successful build that ran the unit tests."""
+    codes = [c for c in _passed_codes(target_folder) if c != code][-(UNIT_TEST_RECORDS_KEPT - 1) :]
+    _write(unit_tests_file(target_folder), {"passed": [*codes, code]})
+
+
+def _passed_codes(target_folder: Path) -> list[str]:
+    record_file = unit_tests_file(target_folder)
+    if not record_file.is_file():
+        return []
+    return list(json.loads(record_file.read_text()).get("passed", []))

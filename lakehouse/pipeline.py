@@ -117,9 +117,24 @@ class StageTimings:
 NEW_DATA_SELECTORS = {LAKE_TARGET: "lake_new_batches", WAREHOUSE_TARGET: "warehouse_new_data"}
 
 
+@dataclass(frozen=True)
+class Selection:
+    args: list[str]
+    leaves_out_unit_tests: bool
+
+
+def _selection(target: str, plan: build_state.Plan) -> Selection:
+    """What a planned local build of `target` selects (lakehouse.build_state explains why)."""
+    if plan.action is build_state.Action.NEW_DATA:
+        return Selection(["--selector", NEW_DATA_SELECTORS[target]], True)
+    if build_state.unit_tests_passed(target_path(target), plan.fingerprints.code):
+        return Selection(["--exclude-resource-type", "unit_test"], True)
+    return Selection([], False)
+
+
 def build(
     lake_target: str = LAKE_TARGET,
-    warehouse_target: str = WAREHOUSE_TARGET,
+    warehouse_target: str | None = WAREHOUSE_TARGET,
     full_refresh: bool = False,
     dbt_vars: dict[str, Any] | None = None,
     timings: StageTimings | None = None,
@@ -134,10 +149,9 @@ def build(
     extra: list[str] = ["--full-refresh"] if full_refresh else []
     if dbt_vars:
         extra += ["--vars", json.dumps(dbt_vars)]
-    stages = (
-        ("lake build", lake_target, build_state.lake_inputs),
-        ("warehouse build", warehouse_target, build_state.warehouse_inputs),
-    )
+    stages = [("lake build", lake_target, build_state.lake_inputs)]
+    if warehouse_target is not None:  # None: the lake alone
+        stages.append(("warehouse build", warehouse_target, build_state.warehouse_inputs))
     for stage, target, inputs in stages:
         started = time.perf_counter()
         if target not in NEW_DATA_SELECTORS:
@@ -153,17 +167,17 @@ def build(
         timings.notes.append(f"{stage}: {plan.action.value} ({plan.reason})")
         with recorded(target, plan.action.value, plan.reason, lake):
             if plan.action is not build_state.Action.SKIP:
-                selector = (
-                    ["--selector", NEW_DATA_SELECTORS[target]]
-                    if plan.action is build_state.Action.NEW_DATA
-                    else []
-                )
+                selection = _selection(target, plan)
+                if selection.leaves_out_unit_tests and plan.action is build_state.Action.FULL:
+                    timings.notes.append(f"{stage}: unit tests passed on this code already")
                 if target == WAREHOUSE_TARGET and not wait_until_writable(lake.duckdb_file):
                     log.warning("%s is still open in another process", lake.duckdb_file)
-                run_dbt(["build", *extra, *selector], target=target)
+                run_dbt(["build", *extra, *selection.args], target=target)
                 if target == LAKE_TARGET:
                     write_lake_summary()
                 build_state.record(state, fingerprints)
+                if not selection.leaves_out_unit_tests:
+                    build_state.record_unit_tests(target_path(target), fingerprints.code)
         timings.measure(stage, started)
     return timings
 

@@ -418,8 +418,8 @@ def ensure_local_lake(lake: Paths) -> bool:
     """Build the local lake from the same Bronze if needed; True when it was built now."""
     if local_lake_is_current(lake):
         return False
-    pipeline.run_dbt(["build"], target=pipeline.LAKE_TARGET)
-    pipeline.write_lake_summary(lake)
+    # the lake as `lakehouse build` builds it: only the new batches when it holds some already
+    pipeline.build(warehouse_target=None)
     return True
 
 

@@ -127,7 +127,14 @@ def test_no_dbt_project_is_refused_with_exit_3(tmp_path: Path) -> None:
     assert result.returncode == ExitCode.REFUSED, result.stderr
 
 
-def test_a_failed_dbt_command_exits_1(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def warehouse_dbt_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One dbt artifact folder for this module's warehouse commands: after the first, dbt parses
+    the project partially (a whole parse costs seconds in each new process)."""
+    return tmp_path_factory.mktemp("cli-dbt-target")
+
+
+def test_a_failed_dbt_command_exits_1(tmp_path: Path, warehouse_dbt_target: Path) -> None:
     # DuckDB only (no Spark): dbt fails on a macro that does not exist
     result = run_lakehouse(
         tmp_path / "lake",
@@ -137,7 +144,7 @@ def test_a_failed_dbt_command_exits_1(tmp_path: Path) -> None:
         "--target",
         "warehouse",
         check=False,
-        extra_env={"DBT_TARGET_PATH": str(tmp_path / "target")},
+        extra_env={"DBT_TARGET_PATH": str(warehouse_dbt_target)},
     )
     assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
     assert "`dbt run-operation no_such_macro --target warehouse` failed" in _said(result)
@@ -148,12 +155,12 @@ def test_report_without_a_warehouse_exits_1(tmp_path: Path) -> None:
     assert result.returncode == ExitCode.BUILD_FAILED, _said(result)
 
 
-def _shell(tmp_path: Path, *lines: str) -> subprocess.CompletedProcess[str]:
+def _shell(tmp_path: Path, dbt_target: Path, *lines: str) -> subprocess.CompletedProcess[str]:
     """`lakehouse shell` fed the given lines on stdin, as a script would feed it."""
     return subprocess.run(
         [str(LAKEHOUSE), "shell"],
         input="".join(f"{line}\n" for line in lines),
-        env=lakehouse_env(tmp_path / "lake", {"DBT_TARGET_PATH": str(tmp_path / "target")}),
+        env=lakehouse_env(tmp_path / "lake", {"DBT_TARGET_PATH": str(dbt_target)}),
         capture_output=True,
         text=True,
         timeout=300,
@@ -161,11 +168,12 @@ def _shell(tmp_path: Path, *lines: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_shell_runs_each_line_as_a_dbt_command_and_goes_on_after_a_failure(
-    tmp_path: Path,
+    tmp_path: Path, warehouse_dbt_target: Path
 ) -> None:
     # DuckDB only (no Spark): `ls` succeeds, a macro that does not exist fails
     result = _shell(
         tmp_path,
+        warehouse_dbt_target,
         "ls --select mart_top_products --target warehouse --output name",
         "dbt run-operation no_such_macro --target warehouse",
         "",
@@ -183,9 +191,12 @@ def test_shell_runs_each_line_as_a_dbt_command_and_goes_on_after_a_failure(
     assert said.count(" took ") == 3
 
 
-def test_shell_exits_1_when_its_last_command_failed_and_stops_at_exit(tmp_path: Path) -> None:
+def test_shell_exits_1_when_its_last_command_failed_and_stops_at_exit(
+    tmp_path: Path, warehouse_dbt_target: Path
+) -> None:
     result = _shell(
         tmp_path,
+        warehouse_dbt_target,
         "run-operation no_such_macro --target warehouse",
         "exit",
         "ls --select mart_top_products --target warehouse --output name",

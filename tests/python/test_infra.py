@@ -977,36 +977,3 @@ def test_macro_applies_the_schema_prefix_and_grants() -> None:
 def test_macro_refuses_values_that_do_not_fit(env: dict[str, str]) -> None:
     with pytest.raises(_CompilerError):
         _render_macro(env)
-
-
-def test_project_parses_with_the_macro_on_the_prod_targets(tmp_path: Path) -> None:
-    """`dbt parse` compiles every macro's Jinja: the macro must parse for both prod targets."""
-    dbt = Path(sys.executable).with_name("dbt")
-    if not dbt.exists():
-        pytest.skip("dbt is not installed in this environment")
-    env = {
-        **os.environ,
-        **PROD_ENV,
-        "LAKEHOUSE_GLUE_ROLE_ARN": f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/example",
-        "LAKEHOUSE_GLUE_LOG_GROUP_PREFIX": "/aws-glue/sessions/lakehouse-example",
-        "LAKEHOUSE_S3_LAKE_URI": "s3://example-bucket",
-        "LAKEHOUSE_BRONZE_URI": "s3://example-bucket/bronze",
-        "LAKEHOUSE_REDSHIFT_HOST": "example.123456789012.eu-west-1.redshift-serverless.example",
-        "LAKEHOUSE_REDSHIFT_WORKGROUP": "lakehouse-dev",
-        "LAKEHOUSE_HOME": str(tmp_path / "lake"),
-        "LAKEHOUSE_ICEBERG_JAR": str(tmp_path / "iceberg.jar"),
-        "LAKEHOUSE_DUCKDB_EXTENSIONS": str(tmp_path / "ext"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    for target in ("prod_warehouse", "prod_lake"):
-        result = subprocess.run(
-            [
-                str(dbt), "parse", "--profiles-dir", "profiles", "--target", target,
-                "--no-partial-parse", "--target-path", str(tmp_path / f"target-{target}"),
-                "--log-path", str(tmp_path / "logs"),
-            ],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-        manifest = (tmp_path / f"target-{target}" / "manifest.json").read_text()
-        assert "macro.lakehouse.create_gold_external_schema" in manifest

@@ -63,7 +63,8 @@ class Watch:
         env = lakehouse_env(
             home,
             {
-                "LAKEHOUSE_DBT_TARGET_ROOT": str(home / "_dbt_target"),
+                # dbt's artifacts go to the worker's target root (conftest.py), where the unit
+                # tests that passed on this code are recorded: the watch's first build skips them
                 "DBT_LOG_PATH": str(home / "_dbt_logs"),
                 "PYTHONUNBUFFERED": "1",
                 # a build waits this long for a reader to close the warehouse, then fails
