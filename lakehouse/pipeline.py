@@ -343,30 +343,21 @@ def _spark_session() -> Any:
     return SparkSession.getActiveSession() or SparkSession._instantiatedSession
 
 
-# Per batch; `{batches}` keeps the query to the batches the last summary did not have yet, under
-# their own ingest_date partitions (a batch's Silver rows do not change once built). The relations
-# are the models' names in braces, filled in from dbt's manifest (`relation_names`).
-SILVER_BATCHES_SQL = """
+# One row per batch, in batch order, as slv_batch_quality made it (the model is the one place
+# per-batch counts are made). The relations are the models' names in braces, filled in from dbt's
+# manifest (`relation_names`).
+BATCH_QUALITY_SQL = """
 select
     batch_id,
     cast(ingest_date as string) as ingest_date,
-    count(*) as bronze_rows,
-    sum(case when is_valid then 1 else 0 end) as valid_rows,
-    sum(case when is_valid then 0 else 1 end) as rejected_rows,
-    coalesce(sum(case when is_valid then purchase_amount end), 0) as valid_purchase_amount
-from {slv_sales_validated}
-where {batches}
-group by batch_id, ingest_date
-"""
-
-REJECTED_BY_REASON_SQL = """
-select batch_id, reason, count(*) as rows
-from (
-    select batch_id, explode(split(rejection_reasons, '; ')) as reason
-    from {slv_sales_validated}
-    where not is_valid and {batches}
-)
-group by batch_id, reason
+    ledger_rows,
+    bronze_rows,
+    valid_rows,
+    rejected_rows,
+    valid_purchase_amount,
+    rejected_by_reason
+from {slv_batch_quality}
+order by ingest_date, landed_at, batch_id
 """
 
 GOLD_COUNTS_SQL = """
@@ -378,20 +369,12 @@ select
 """
 
 
-def _batches_predicate(batches: list[dict[str, Any]]) -> str:
-    if not batches:
-        return "false"
-    ids = ", ".join(sorted(f"'{b['batch_id']}'" for b in batches))
-    dates = ", ".join(sorted({f"date '{b['ingest_date']}'" for b in batches}))
-    return f"batch_id in ({ids}) and ingest_date in ({dates})"
-
-
 def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
     """What the local lake holds after a build, per batch and per rejection reason, as JSON.
 
     Read by `lakehouse run`'s summary, the benchmarks and the end-to-end tests. Only for the
-    local Spark session (prod lake builds run on Glue). Batches already in the last summary are
-    kept from it; only the new ones are counted.
+    local Spark session (prod lake builds run on Glue). The batches are slv_batch_quality's rows
+    (one per batch: a small table), the totals by reason their sum.
     """
     spark = _spark_session()
     if spark is None:
@@ -401,22 +384,8 @@ def write_lake_summary(lake: Paths | None = None) -> dict[str, Any] | None:
     def rows(sql: str) -> list[dict[str, Any]]:
         return [row.asDict() for row in spark.sql(sql).collect()]
 
-    previous = (
-        json.loads(lake.lake_summary.read_text()) if lake.lake_summary.exists() else {}
-    ).get("silver_batches", [])
-    if any("rejected_by_reason" not in b for b in previous):
-        previous = []  # written before batches kept their reasons: count everything again
-    known = {b["batch_id"] for b in previous}
-    new = [e for e in bronze_ledger(lake) if e["batch_id"] not in known]
     relations = relation_names(LAKE_TARGET)
-    predicate = _batches_predicate(new)
-    counted = rows(SILVER_BATCHES_SQL.format(batches=predicate, **relations))
-    reasons: dict[str, dict[str, int]] = {}
-    for row in rows(REJECTED_BY_REASON_SQL.format(batches=predicate, **relations)):
-        reasons.setdefault(row["batch_id"], {})[row["reason"]] = row["rows"]
-    for batch in counted:
-        batch["rejected_by_reason"] = reasons.get(batch["batch_id"], {})
-    batches = sorted([*previous, *counted], key=lambda b: (b["ingest_date"], b["batch_id"]))
+    batches = rows(BATCH_QUALITY_SQL.format(**relations))
     by_reason: dict[str, int] = {}
     for batch in batches:
         for reason, count in batch["rejected_by_reason"].items():

@@ -303,14 +303,15 @@ def compare_gold(local: dict[str, str], glue: dict[str, str], result: Comparison
 
 
 def compare_silver(lake: Paths, url: str, result: Comparison) -> None:
+    """slv_batch_quality on both engines: per batch, the ledger's rows, Bronze's, Silver's verdict
+    and its rejections rule by rule."""
     summary = json.loads(lake.lake_summary.read_text())
     local = {b["batch_id"]: b for b in summary["silver_batches"]}
     glue = {
         b["batch_id"]: b
         for b in glue_query(
             url,
-            pipeline.SILVER_BATCHES_SQL.format(
-                batches="true",
+            pipeline.BATCH_QUALITY_SQL.format(
                 # the relations as the Glue build named them (its own manifest)
                 **pipeline.manifest_relation_names(
                     Path(glue_environment(lake, url)["DBT_TARGET_PATH"])
@@ -319,13 +320,19 @@ def compare_silver(lake: Paths, url: str, result: Comparison) -> None:
         )
     }
     result.check("silver batches", sorted(local), sorted(glue))
+    measures = ("ledger_rows", "bronze_rows", "valid_rows", "rejected_rows")
     for batch_id in sorted(set(local) & set(glue)):
-        for measure in ("bronze_rows", "valid_rows", "rejected_rows", "valid_purchase_amount"):
+        for measure in (*measures, "valid_purchase_amount"):
             result.check(
                 f"silver batch {batch_id}: {measure}",
                 _number(local[batch_id][measure]),
                 _number(glue[batch_id][measure]),
             )
+        result.check(
+            f"silver batch {batch_id}: rejected_by_reason",
+            local[batch_id]["rejected_by_reason"],
+            glue[batch_id]["rejected_by_reason"],
+        )
 
 
 def _number(value: Any) -> Any:

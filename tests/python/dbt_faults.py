@@ -144,10 +144,20 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                         "a row of a batch the ledger does not know",
                         {"sale_id": SALE + " || 'r'", "batch_id": "'no-such-batch'"},
                     ),
+                ),
+            ),
+            Relation(
+                "silver.slv_batch_quality",
+                "batch_id",
+                (
+                    Fault("unique_slv_batch_quality_batch_id", "dup", "a duplicated batch_id"),
+                    _nulls("not_null_slv_batch_quality_batch_id", "batch_id", "batch_id", ""),
                     Fault(
                         "assert_bronze_reconciles_with_silver",
-                        "drop",
-                        "a Bronze row missing from Silver (a validated row dropped)",
+                        "set",
+                        "a batch whose Silver rows fall one short of Bronze (a validated row "
+                        "dropped)",
+                        {"valid_rows": "valid_rows - 1"},
                     ),
                 ),
             ),
@@ -421,6 +431,7 @@ LAKE_ROUNDS: tuple[Round, ...] = (
     _lake_round(
         "silver.slv_sales",
         "silver.slv_sales_rejected",
+        "silver.slv_batch_quality",
         "gold.dim_products",
         "gold.int_customer_batch_sales",
         "gold.int_product_batch_sales",
