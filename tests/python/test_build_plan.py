@@ -98,3 +98,39 @@ def test_new_data_under_the_same_code_runs_the_new_data_selector(
     dbt_calls.clear()
     build_in(home, monkeypatch)  # nothing new: dbt is not called at all
     assert dbt_calls == []
+
+
+def test_a_reader_that_wins_the_race_for_the_warehouse_costs_a_retry_not_the_build(
+    dbt_calls: list[list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """wait_until_writable found the DuckDB file free, then a reader opened it before dbt did:
+    DuckDB refuses dbt's connection, and the build waits and tries once more. Any other
+    failure, or the same one twice, fails the build as before."""
+    conflict = RuntimeError(
+        'IO Error: Could not set lock on file "warehouse.duckdb": Conflicting lock is held in '
+        "python3.11 (PID 4242)"
+    )
+    outcomes: list[Exception | None] = [conflict, None]
+
+    def warehouse_once_locked(args: list[str], target: str | None = None, **_: Any) -> None:
+        dbt_calls.append([*args, "--target", str(target)])
+        if target == pipeline.WAREHOUSE_TARGET and outcomes:
+            outcome = outcomes.pop(0)
+            if outcome is not None:
+                raise pipeline.DbtFailed("`dbt build` failed on target warehouse") from outcome
+
+    monkeypatch.setattr(pipeline, "run_dbt", warehouse_once_locked)
+    build_in(tmp_path / "home", monkeypatch)
+    assert [c[-1] for c in dbt_calls] == ["lake", "warehouse", "warehouse"]
+
+    dbt_calls.clear()
+    outcomes[:] = [conflict, conflict]
+    with pytest.raises(pipeline.DbtFailed):
+        build_in(tmp_path / "other-home", monkeypatch)
+    assert [c[-1] for c in dbt_calls] == ["lake", "warehouse", "warehouse"]
+
+    dbt_calls.clear()
+    outcomes[:] = [RuntimeError("Binder Error: a model is wrong")]
+    with pytest.raises(pipeline.DbtFailed):
+        build_in(tmp_path / "third-home", monkeypatch)
+    assert [c[-1] for c in dbt_calls] == ["lake", "warehouse"]
