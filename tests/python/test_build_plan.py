@@ -129,6 +129,14 @@ def test_a_reader_that_wins_the_race_for_the_warehouse_costs_a_retry_not_the_bui
         build_in(tmp_path / "other-home", monkeypatch)
     assert [c[-1] for c in dbt_calls] == ["lake", "warehouse", "warehouse"]
 
+    # still held when the wait gave up (an analyst's open connection): no second wait or try
+    dbt_calls.clear()
+    outcomes[:] = [conflict, None]
+    monkeypatch.setattr(pipeline, "wait_until_writable", lambda *_: False)
+    with pytest.raises(pipeline.DbtFailed):
+        build_in(tmp_path / "held-home", monkeypatch)
+    assert [c[-1] for c in dbt_calls] == ["lake", "warehouse"]
+
     dbt_calls.clear()
     outcomes[:] = [RuntimeError("Binder Error: a model is wrong")]
     with pytest.raises(pipeline.DbtFailed):
