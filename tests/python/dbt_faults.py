@@ -32,6 +32,9 @@ class Fault:
     description: str
     changes: dict[str, str] = field(default_factory=dict)  # column -> SQL expression
     more_rows: tuple[dict[str, str], ...] = ()  # dup: further copies, each with its changes
+    # the check of a combined test (primary_key, not_null_columns, accepted_values_by_column) the
+    # fault must trip: one of the comma-separated parts of the failing rows' `failed_check`
+    check: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,23 @@ class Round:
     with_ledger: bool = False  # plant LEDGER_FAULTS too
 
 
+# The project's combined tests (tests/dbt/generic/): one test node for several checks, each failing
+# row naming the checks it broke in `failed_check`. A fault of such a test names the check it must
+# trip, so that every check is shown to fail, not only the test.
+COMBINED_TESTS = ("primary_key", "not_null_columns", "accepted_values_by_column")
+
+
+def is_combined(test: str) -> bool:
+    return test.removeprefix("source_").startswith(COMBINED_TESTS)
+
+
 def _nulls(test: str, column: str, key: str, value: str) -> Fault:
     return Fault(
         test,
         "dup",
         f"a copy of a row with `{column}` null",
         {key: value, column: "null"} if column != key else {column: "null"},
+        check=f"null {column}" if is_combined(test) else "",
     )
 
 
@@ -62,31 +76,37 @@ def _nulls(test: str, column: str, key: str, value: str) -> Fault:
 LEDGER_FAULTS: tuple[tuple[Fault, dict[str, object]], ...] = (
     (
         Fault(
-            "source_unique_walmart_walmart_sales_batches_batch_id",
+            "source_primary_key_walmart_walmart_sales_batches_batch_id",
             "ledger",
             "a second ledger entry with an existing batch_id",
+            check="duplicate key",
         ),
         {"copy_of_first": True},
     ),
     (
         Fault(
-            "unique_stg_walmart__batches_batch_id",
+            "primary_key_stg_walmart__batches_batch_id",
             "ledger",
             "a second ledger entry with an existing batch_id",
+            check="duplicate key",
         ),
         {"copy_of_first": True},
     ),
     (
         Fault(
-            "source_not_null_walmart_walmart_sales_batches_batch_id",
+            "source_primary_key_walmart_walmart_sales_batches_batch_id",
             "ledger",
             "a ledger entry without batch_id",
+            check="null batch_id",
         ),
         {"batch_id": None},
     ),
     (
         Fault(
-            "not_null_stg_walmart__batches_batch_id", "ledger", "a ledger entry without batch_id"
+            "primary_key_stg_walmart__batches_batch_id",
+            "ledger",
+            "a ledger entry without batch_id",
+            check="null batch_id",
         ),
         {"batch_id": None},
     ),
@@ -118,22 +138,27 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.slv_sales_validated",
                 "sale_id",
                 (
-                    Fault("unique_slv_sales_validated_sale_id", "dup", "a duplicated sale_id"),
-                    _nulls("not_null_slv_sales_validated_sale_id", "sale_id", "sale_id", ""),
+                    Fault(
+                        "primary_key_slv_sales_validated_sale_id",
+                        "dup",
+                        "a duplicated sale_id",
+                        check="duplicate key",
+                    ),
+                    _nulls("primary_key_slv_sales_validated_sale_id", "sale_id", "sale_id", ""),
                     _nulls(
-                        "not_null_slv_sales_validated_is_valid",
+                        "not_null_columns_slv_sales_validated",
                         "is_valid",
                         "sale_id",
                         SALE + " || 'v'",
                     ),
                     _nulls(
-                        "not_null_slv_sales_validated_batch_id",
+                        "not_null_columns_slv_sales_validated",
                         "batch_id",
                         "sale_id",
                         SALE + " || 'b'",
                     ),
                     _nulls(
-                        "not_null_slv_sales_validated_ingest_date",
+                        "not_null_columns_slv_sales_validated",
                         "ingest_date",
                         "sale_id",
                         SALE + " || 'd'",
@@ -150,8 +175,13 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.slv_batch_quality",
                 "batch_id",
                 (
-                    Fault("unique_slv_batch_quality_batch_id", "dup", "a duplicated batch_id"),
-                    _nulls("not_null_slv_batch_quality_batch_id", "batch_id", "batch_id", ""),
+                    Fault(
+                        "primary_key_slv_batch_quality_batch_id",
+                        "dup",
+                        "a duplicated batch_id",
+                        check="duplicate key",
+                    ),
+                    _nulls("primary_key_slv_batch_quality_batch_id", "batch_id", "batch_id", ""),
                     Fault(
                         "assert_bronze_reconciles_with_silver",
                         "set",
@@ -170,8 +200,13 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.slv_sales",
                 "sale_id",
                 (
-                    Fault("unique_slv_sales_sale_id", "dup", "a duplicated sale_id"),
-                    _nulls("not_null_slv_sales_sale_id", "sale_id", "sale_id", ""),
+                    Fault(
+                        "primary_key_slv_sales_sale_id",
+                        "dup",
+                        "a duplicated sale_id",
+                        check="duplicate key",
+                    ),
+                    _nulls("primary_key_slv_sales_sale_id", "sale_id", "sale_id", ""),
                     Fault(
                         "assert_customer_demographics_agree",
                         "dup",
@@ -192,8 +227,13 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.slv_sales_rejected",
                 "sale_id",
                 (
-                    Fault("unique_slv_sales_rejected_sale_id", "dup", "a duplicated sale_id"),
-                    _nulls("not_null_slv_sales_rejected_sale_id", "sale_id", "sale_id", ""),
+                    Fault(
+                        "primary_key_slv_sales_rejected_sale_id",
+                        "dup",
+                        "a duplicated sale_id",
+                        check="duplicate key",
+                    ),
+                    _nulls("primary_key_slv_sales_rejected_sale_id", "sale_id", "sale_id", ""),
                 ),
                 is_view=True,
             ),
@@ -201,8 +241,13 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.age_bands",
                 "age_band",
                 (
-                    Fault("unique_age_bands_age_band", "dup", "a duplicated age_band"),
-                    _nulls("not_null_age_bands_age_band", "age_band", "age_band", ""),
+                    Fault(
+                        "primary_key_age_bands_age_band",
+                        "dup",
+                        "a duplicated age_band",
+                        check="duplicate key",
+                    ),
+                    _nulls("primary_key_age_bands_age_band", "age_band", "age_band", ""),
                     Fault(
                         "accepted_values_age_bands_age_group__Youth__Adult__Senior",
                         "set",
@@ -216,10 +261,13 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "city_category",
                 (
                     Fault(
-                        "unique_city_categories_city_category", "dup", "a duplicated city_category"
+                        "primary_key_city_categories_city_category",
+                        "dup",
+                        "a duplicated city_category",
+                        check="duplicate key",
                     ),
                     _nulls(
-                        "not_null_city_categories_city_category",
+                        "primary_key_city_categories_city_category",
                         "city_category",
                         "city_category",
                         "",
@@ -231,12 +279,13 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "product_category",
                 (
                     Fault(
-                        "unique_product_categories_product_category",
+                        "primary_key_product_categories_product_category",
                         "dup",
                         "a duplicated product_category",
+                        check="duplicate key",
                     ),
                     _nulls(
-                        "not_null_product_categories_product_category",
+                        "primary_key_product_categories_product_category",
                         "product_category",
                         "product_category",
                         "",
@@ -252,10 +301,15 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "gold.fct_sales",
                 "sale_id",
                 (
-                    Fault("unique_fct_sales_sale_id", "dup", "a duplicated sale_id"),
-                    _nulls("not_null_fct_sales_sale_id", "sale_id", "sale_id", ""),
+                    Fault(
+                        "primary_key_fct_sales_sale_id",
+                        "dup",
+                        "a duplicated sale_id",
+                        check="duplicate key",
+                    ),
+                    _nulls("primary_key_fct_sales_sale_id", "sale_id", "sale_id", ""),
                     *(
-                        _nulls(f"not_null_fct_sales_{c}", c, "sale_id", f"{SALE} || '{c}'")
+                        _nulls("not_null_columns_fct_sales", c, "sale_id", f"{SALE} || '{c}'")
                         for c in (
                             "customer_id",
                             "product_id",
@@ -295,25 +349,35 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "gold.dim_customers",
                 "customer_id",
                 (
-                    Fault("unique_dim_customers_customer_id", "dup", "a duplicated customer_id"),
-                    _nulls("not_null_dim_customers_customer_id", "customer_id", "customer_id", ""),
                     Fault(
-                        "accepted_values_dim_customers_age_group__Youth__Adult__Senior",
+                        "primary_key_dim_customers_customer_id",
+                        "dup",
+                        "a duplicated customer_id",
+                        check="duplicate key",
+                    ),
+                    _nulls(
+                        "primary_key_dim_customers_customer_id", "customer_id", "customer_id", ""
+                    ),
+                    Fault(
+                        "accepted_values_by_column_dim_customers",
                         "set",
                         "an unknown age_group",
                         {"age_group": "'Elder'"},
+                        check="unaccepted age_group",
                     ),
                     Fault(
-                        "accepted_values_dim_customers_frequency_segment__High__Medium__Low",
+                        "accepted_values_by_column_dim_customers",
                         "set",
                         "an unknown frequency_segment",
                         {"frequency_segment": "'Rare'"},
+                        check="unaccepted frequency_segment",
                     ),
                     Fault(
-                        "accepted_values_dim_customers_spend_segment__VIP__Loyal__Regular",
+                        "accepted_values_by_column_dim_customers",
                         "set",
                         "an unknown spend_segment",
                         {"spend_segment": "'Gold'"},
+                        check="unaccepted spend_segment",
                     ),
                     Fault(
                         "sums_match_dim_customers_total_spent__purchase_amount__ref_fct_sales_",
@@ -334,18 +398,19 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                     f"{entity}_id, batch_id",
                     (
                         Fault(
-                            f"unique_combination_int_{entity}_batch_sales_{entity}_id__batch_id",
+                            f"primary_key_int_{entity}_batch_sales_{entity}_id__batch_id",
                             "dup",
                             f"a second row for an existing ({entity}_id, batch_id)",
+                            check="duplicate key",
                         ),
                         _nulls(
-                            f"not_null_int_{entity}_batch_sales_{entity}_id",
+                            f"primary_key_int_{entity}_batch_sales_{entity}_id__batch_id",
                             f"{entity}_id",
                             "batch_id",
                             "batch_id || 'n'",
                         ),
                         _nulls(
-                            f"not_null_int_{entity}_batch_sales_batch_id",
+                            f"primary_key_int_{entity}_batch_sales_{entity}_id__batch_id",
                             "batch_id",
                             "batch_id",
                             "",
@@ -370,8 +435,13 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "gold.dim_products",
                 "product_id",
                 (
-                    Fault("unique_dim_products_product_id", "dup", "a duplicated product_id"),
-                    _nulls("not_null_dim_products_product_id", "product_id", "product_id", ""),
+                    Fault(
+                        "primary_key_dim_products_product_id",
+                        "dup",
+                        "a duplicated product_id",
+                        check="duplicate key",
+                    ),
+                    _nulls("primary_key_dim_products_product_id", "product_id", "product_id", ""),
                     _nulls(
                         "not_null_dim_products_product_category",
                         "product_category",
@@ -385,16 +455,18 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                         {"product_id": "'P00000142'"},
                     ),
                     Fault(
-                        "accepted_values_dim_products_abc_class__A__B__C",
+                        "accepted_values_by_column_dim_products",
                         "set",
                         "an abc_class outside A/B/C",
                         {"abc_class": "'D'"},
+                        check="unaccepted abc_class",
                     ),
                     Fault(
-                        "accepted_values_dim_products_product_segment__Top_Seller__Regular",
+                        "accepted_values_by_column_dim_products",
                         "set",
                         "an unknown product_segment",
                         {"product_segment": "'Bestseller'"},
+                        check="unaccepted product_segment",
                     ),
                     Fault(
                         "sums_match_dim_products_total_revenue__purchase_amount__ref_fct_sales_",
@@ -468,12 +540,13 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "product_category",
                 (
                     Fault(
-                        "unique_mart_category_performance_product_category",
+                        "primary_key_mart_category_performance_product_category",
                         "dup",
                         "a duplicated product_category",
+                        check="duplicate key",
                     ),
                     _nulls(
-                        "not_null_mart_category_performance_product_category",
+                        "primary_key_mart_category_performance_product_category",
                         "product_category",
                         "product_category",
                         "",
@@ -493,9 +566,10 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "spend_segment, frequency_segment",
                 (
                     Fault(
-                        "unique_combination_mart_customer_segments_spend_segment__frequency_segment",
+                        "primary_key_mart_customer_segments_spend_segment__frequency_segment",
                         "dup",
                         "a duplicated (spend_segment, frequency_segment)",
+                        check="duplicate key",
                     ),
                     Fault(
                         "accepted_values_mart_customer_segments_frequency_segment__High__Medium__Low",
@@ -518,9 +592,14 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "marts.mart_daily_sales",
                 "ingest_date",
                 (
-                    Fault("unique_mart_daily_sales_ingest_date", "dup", "a duplicated ingest_date"),
+                    Fault(
+                        "primary_key_mart_daily_sales_ingest_date",
+                        "dup",
+                        "a duplicated ingest_date",
+                        check="duplicate key",
+                    ),
                     _nulls(
-                        "not_null_mart_daily_sales_ingest_date", "ingest_date", "ingest_date", ""
+                        "primary_key_mart_daily_sales_ingest_date", "ingest_date", "ingest_date", ""
                     ),
                     Fault(
                         "expression_is_true_mart_daily_sales_returning_customers__returning_customers_0",
@@ -537,12 +616,13 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "customer_id",
                 (
                     Fault(
-                        "unique_mart_high_value_customers_customer_id",
+                        "primary_key_mart_high_value_customers_customer_id",
                         "dup",
                         "a duplicated customer_id",
+                        check="duplicate key",
                     ),
                     _nulls(
-                        "not_null_mart_high_value_customers_customer_id",
+                        "primary_key_mart_high_value_customers_customer_id",
                         "customer_id",
                         "customer_id",
                         "",
@@ -567,9 +647,10 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "city_category, age_band",
                 (
                     Fault(
-                        "unique_combination_mart_city_age_markets_city_category__age_band",
+                        "primary_key_mart_city_age_markets_city_category__age_band",
                         "dup",
                         "a duplicated (city, age band)",
+                        check="duplicate key",
                     ),
                 ),
             ),
@@ -577,9 +658,17 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "marts.mart_insights_summary",
                 "as_of_date",
                 (
-                    Fault("unique_mart_insights_summary_as_of_date", "dup", "a second summary row"),
+                    Fault(
+                        "primary_key_mart_insights_summary_as_of_date",
+                        "dup",
+                        "a second summary row",
+                        check="duplicate key",
+                    ),
                     _nulls(
-                        "not_null_mart_insights_summary_as_of_date", "as_of_date", "as_of_date", ""
+                        "primary_key_mart_insights_summary_as_of_date",
+                        "as_of_date",
+                        "as_of_date",
+                        "",
                     ),
                 ),
             ),
@@ -588,9 +677,10 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "city_category, age_band, gender, is_married",
                 (
                     Fault(
-                        "unique_combination_mart_market_segments_city_category__age_band__gender__is_married",
+                        "primary_key_mart_market_segments_city_category__age_band__gender__is_married",
                         "dup",
                         "a duplicated (city, age band, gender, marital status)",
+                        check="duplicate key",
                     ),
                     Fault(
                         "not_null_mart_market_segments_revenue_rank",
@@ -606,8 +696,15 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "marts.mart_top_products",
                 "product_id",
                 (
-                    Fault("unique_mart_top_products_product_id", "dup", "a duplicated product_id"),
-                    _nulls("not_null_mart_top_products_product_id", "product_id", "product_id", ""),
+                    Fault(
+                        "primary_key_mart_top_products_product_id",
+                        "dup",
+                        "a duplicated product_id",
+                        check="duplicate key",
+                    ),
+                    _nulls(
+                        "primary_key_mart_top_products_product_id", "product_id", "product_id", ""
+                    ),
                     Fault(
                         "unique_mart_top_products_revenue_rank",
                         "dup",
@@ -683,17 +780,23 @@ def render_docs() -> str:
         "The suite `tests/python/test_dbt_fault_injection.py` (marker `spark`) plants every",
         "fault below in one throw-away lake built from `tests/fixtures/walmart_head_2000rows.csv`",
         "plus a generated day with bad rows, runs `dbt test` on the faulted relation's tests,",
-        "checks each named test fails, then undoes the fault.",
+        "checks each named test fails, then undoes the fault. A combined test (`primary_key`,",
+        "`not_null_columns`, `accepted_values_by_column`: several checks in one query, because on",
+        "the lake every test node costs about half a second whatever the rows) must fail with the",
+        "check its fault names among its failing rows' `failed_check`.",
         "`tests/python/test_dbt_selection.py` checks that every enabled data test is listed here",
         "and that this page is up to date.",
         "",
         "The models' logic is proved by dbt unit tests (`models/*/_*__unit_tests.yml`).",
         "",
-        "| engine | relation faulted | test | planted fault |",
-        "|---|---|---|---|",
+        "| engine | relation faulted | test | check | planted fault |",
+        "|---|---|---|---|---|",
     ]
     for engine, relation, fault in all_faults():
-        lines.append(f"| {engine} | `{relation}` | `{fault.test}` | {fault.description} |")
+        check = f"`{fault.check}`" if fault.check else ""
+        lines.append(
+            f"| {engine} | `{relation}` | `{fault.test}` | {check} | {fault.description} |"
+        )
     return "\n".join(lines) + "\n"
 
 

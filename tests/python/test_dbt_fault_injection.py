@@ -29,6 +29,7 @@ from tests.python.dbt_faults import (
     WAREHOUSE_ROUNDS,
     Round,
     faulty_view_sql,
+    is_combined,
 )
 from tests.python.lakehouse_story import CONFLICTS_ENV, demographic_conflicts
 from tests.python.support import PROJECT_DIR, REAL_FIXTURE, run_lakehouse
@@ -54,6 +55,31 @@ class Lake:
         manifest = json.loads((target_dir / "manifest.json").read_text())["nodes"]
         names = {manifest[r["unique_id"]]["name"]: r["status"] for r in results}
         return {name: status for name, status in names.items() if name in tests}
+
+    def failed_checks(self, engine: str, tests: set[str]) -> dict[str, set[str]]:
+        """The checks the failing rows of each of `tests` name (`failed_check`, comma-separated),
+        by running the SQL the last `run_tests` compiled for it, while the faults are planted."""
+        target_dir = self.home / "target-faults"
+        results = json.loads((target_dir / "run_results.json").read_text())["results"]
+        manifest = json.loads((target_dir / "manifest.json").read_text())["nodes"]
+        found: dict[str, set[str]] = {}
+        for result in results:
+            name = manifest[result["unique_id"]]["name"]
+            if name not in tests:
+                continue
+            sql = f"select distinct failed_check from ({result['compiled_code']}) failing"
+            if engine == "lake":
+                spark = pipeline._spark_session()
+                assert spark is not None
+                rows = [row[0] for row in spark.sql(sql).collect()]
+            else:
+                con = _connect_warehouse(self.home)
+                try:
+                    rows = [row[0] for row in con.execute(sql).fetchall()]
+                finally:
+                    con.close()
+            found[name] = {part for row in rows for part in row.split(", ")}
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -148,18 +174,19 @@ def _spark_round(home: Path, round_: Round) -> Iterator[None]:
             next(ledger, None)
 
 
-def _duckdb_round(home: Path, round_: Round) -> Iterator[None]:
-    def connect() -> Any:
-        # dbt-duckdb may still hold the file open in this process: then share its instance
-        try:
-            return duckdb.connect(
-                str(home / "warehouse.duckdb"),
-                config={"extension_directory": str(home / "_duckdb_extensions")},
-            )
-        except duckdb.ConnectionException:
-            return duckdb.connect(str(home / "warehouse.duckdb"))
+def _connect_warehouse(home: Path) -> Any:
+    # dbt-duckdb may still hold the file open in this process: then share its instance
+    try:
+        return duckdb.connect(
+            str(home / "warehouse.duckdb"),
+            config={"extension_directory": str(home / "_duckdb_extensions")},
+        )
+    except duckdb.ConnectionException:
+        return duckdb.connect(str(home / "warehouse.duckdb"))
 
-    con = connect()
+
+def _duckdb_round(home: Path, round_: Round) -> Iterator[None]:
+    con = _connect_warehouse(home)
     try:
         for relation in round_.relations:
             intact = f"{relation.name}__intact"
@@ -173,7 +200,7 @@ def _duckdb_round(home: Path, round_: Round) -> Iterator[None]:
     try:
         yield
     finally:
-        con = connect()
+        con = _connect_warehouse(home)
         try:
             for relation in round_.relations:
                 intact = f"{relation.name}__intact"
@@ -190,9 +217,12 @@ def _round_id(round_: Round) -> str:
 
 @pytest.mark.parametrize("round_", LAKE_ROUNDS + WAREHOUSE_ROUNDS, ids=_round_id)
 def test_each_planted_fault_fails_its_test(lake: Lake, round_: Round) -> None:
-    tests = [fault.test for relation in round_.relations for fault in relation.faults]
+    faults = [fault for relation in round_.relations for fault in relation.faults]
     if round_.with_ledger:
-        tests += [fault.test for fault, _ in LEDGER_FAULTS]
+        faults += [fault for fault, _ in LEDGER_FAULTS]
+    # a combined test must be shown to fail on each of its checks, so each of its faults names one
+    assert [f.test for f in faults if is_combined(f.test) and not f.check] == []
+    tests = sorted({fault.test for fault in faults})
     planting = (
         _spark_round(lake.home, round_)
         if round_.engine == "lake"
@@ -201,9 +231,14 @@ def test_each_planted_fault_fails_its_test(lake: Lake, round_: Round) -> None:
     next(planting)
     try:
         statuses = lake.run_tests(round_.engine, tests)
+        tripped = lake.failed_checks(round_.engine, {f.test for f in faults if f.check})
     finally:
         next(planting, None)
     _assert_all_fail(statuses, tests)
+    missed = [
+        (f.test, f.check) for f in faults if f.check and f.check not in tripped.get(f.test, ())
+    ]
+    assert missed == []
     # (undone: the next rounds read these relations intact; the build proved they pass)
 
 
