@@ -221,6 +221,10 @@ def _json_default(value: Any) -> Any:
 class _Handler(BaseHTTPRequestHandler):
     standin: StandIn
     protocol_version = "HTTP/1.1"
+    # The headers and the body go out in two writes: with Nagle's algorithm on, the body waits
+    # for the ACK of the headers, which the client delays by 40 ms. Every Glue call took 44 ms
+    # that way (a statement two calls, a dbt-glue build about 1,400).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
