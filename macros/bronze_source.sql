@@ -74,13 +74,13 @@
 #}
 {% macro register_bronze_partitions(schema) %}
     {%- set registered = run_query('show partitions ' ~ schema ~ '.walmart_sales').columns[0].values() -%}
-    {%- set ledger = run_query(
-        'select distinct ingest_date, batch_id from ' ~ schema ~ '.walmart_sales_batches'
-    ) -%}
     {%- set missing = [] -%}
-    {%- for ingest_date, batch_id in ledger.rows -%}
-        {%- if ('ingest_date=' ~ ingest_date ~ '/batch_id=' ~ batch_id) not in registered -%}
-            {%- do missing.append("partition (ingest_date = '" ~ ingest_date ~ "', batch_id = '" ~ batch_id ~ "')") -%}
+    {#- the ledger as the whole build sees it (read here once, kept for the models) -#}
+    {%- for batch_id, ingest_date, _ in committed_batches(schema ~ '.walmart_sales_batches') -%}
+        {%- set partition = "partition (ingest_date = '" ~ ingest_date ~ "', batch_id = '" ~ batch_id ~ "')" -%}
+        {%- if ('ingest_date=' ~ ingest_date ~ '/batch_id=' ~ batch_id) not in registered
+            and partition not in missing -%}
+            {%- do missing.append(partition) -%}
         {%- endif -%}
     {%- endfor -%}
     {#- in statements of bounded size: a first build of a long history adds every partition -#}

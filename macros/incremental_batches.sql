@@ -31,15 +31,18 @@
     ingest date, commit time, id; the time as a sortable string), as the ledger was when this
     dbt command first asked: read once per command and kept in the graph (one dict for the whole
     invocation), so every model, and each model's SQL and post-hook, see the same batches even
-    when a file lands mid-build. -#}
-{% macro committed_batches() %}
+    when a file lands mid-build. The lake's on-run-start asks first, with the Bronze ledger table
+    it has just refreshed (`ledger`), to register the batches' partitions: one read of the ledger
+    per build. Otherwise (a command without the hook) the staging view over it is read. -#}
+{% macro committed_batches(ledger=none) %}
     {%- if '_lakehouse_committed_batches' not in graph -%}
-        {%- set ledger = run_query(
-            "select batch_id, cast(ingest_date as string) as ingest_date,"
-            ~ " date_format(ingested_at, 'yyyy-MM-dd HH:mm:ss.SSSSSS') as landed_at from "
-            ~ ref('stg_walmart__batches') ~ ' order by 2, 3, 1'
+        {#- the casts make the raw ledger (string dates) and its staging view read alike -#}
+        {%- set rows = run_query(
+            "select batch_id, cast(cast(ingest_date as date) as string) as ingest_date,"
+            ~ " date_format(cast(ingested_at as timestamp), 'yyyy-MM-dd HH:mm:ss.SSSSSS')"
+            ~ " as landed_at from " ~ (ledger or ref('stg_walmart__batches')) ~ ' order by 2, 3, 1'
         ) -%}
-        {%- do graph.update({'_lakehouse_committed_batches': ledger.rows | map('list') | list}) -%}
+        {%- do graph.update({'_lakehouse_committed_batches': rows.rows | map('list') | list}) -%}
     {%- endif -%}
     {{ return(graph['_lakehouse_committed_batches']) }}
 {% endmacro %}
