@@ -72,6 +72,15 @@ def _nulls(test: str, column: str, key: str, value: str) -> Fault:
     )
 
 
+def _primary_key(model: str, column: str, duplicate: str = "") -> tuple[Fault, Fault]:
+    """The faults of a one-column `primary_key` test: a duplicated key, a null key."""
+    test = f"primary_key_{model}_{column}"
+    return (
+        Fault(test, "dup", duplicate or f"a duplicated {column}", check="duplicate key"),
+        _nulls(test, column, column, ""),
+    )
+
+
 # Ledger entries planted in Bronze (one JSON file each), for the source and staging tests.
 LEDGER_FAULTS: tuple[tuple[Fault, dict[str, object]], ...] = (
     (
@@ -138,13 +147,7 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.slv_sales_validated",
                 "sale_id",
                 (
-                    Fault(
-                        "primary_key_slv_sales_validated_sale_id",
-                        "dup",
-                        "a duplicated sale_id",
-                        check="duplicate key",
-                    ),
-                    _nulls("primary_key_slv_sales_validated_sale_id", "sale_id", "sale_id", ""),
+                    *_primary_key("slv_sales_validated", "sale_id"),
                     _nulls(
                         "not_null_columns_slv_sales_validated",
                         "is_valid",
@@ -175,13 +178,7 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.slv_batch_quality",
                 "batch_id",
                 (
-                    Fault(
-                        "primary_key_slv_batch_quality_batch_id",
-                        "dup",
-                        "a duplicated batch_id",
-                        check="duplicate key",
-                    ),
-                    _nulls("primary_key_slv_batch_quality_batch_id", "batch_id", "batch_id", ""),
+                    *_primary_key("slv_batch_quality", "batch_id"),
                     Fault(
                         "assert_bronze_reconciles_with_silver",
                         "set",
@@ -200,13 +197,7 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "silver.slv_sales",
                 "sale_id",
                 (
-                    Fault(
-                        "primary_key_slv_sales_sale_id",
-                        "dup",
-                        "a duplicated sale_id",
-                        check="duplicate key",
-                    ),
-                    _nulls("primary_key_slv_sales_sale_id", "sale_id", "sale_id", ""),
+                    *_primary_key("slv_sales", "sale_id"),
                     Fault(
                         "assert_customer_demographics_agree",
                         "dup",
@@ -226,28 +217,14 @@ _LAKE_GROUPS: tuple[Round, ...] = (
             Relation(
                 "silver.slv_sales_rejected",
                 "sale_id",
-                (
-                    Fault(
-                        "primary_key_slv_sales_rejected_sale_id",
-                        "dup",
-                        "a duplicated sale_id",
-                        check="duplicate key",
-                    ),
-                    _nulls("primary_key_slv_sales_rejected_sale_id", "sale_id", "sale_id", ""),
-                ),
+                _primary_key("slv_sales_rejected", "sale_id"),
                 is_view=True,
             ),
             Relation(
                 "silver.age_bands",
                 "age_band",
                 (
-                    Fault(
-                        "primary_key_age_bands_age_band",
-                        "dup",
-                        "a duplicated age_band",
-                        check="duplicate key",
-                    ),
-                    _nulls("primary_key_age_bands_age_band", "age_band", "age_band", ""),
+                    *_primary_key("age_bands", "age_band"),
                     Fault(
                         "accepted_values_age_bands_age_group__Youth__Adult__Senior",
                         "set",
@@ -259,38 +236,12 @@ _LAKE_GROUPS: tuple[Round, ...] = (
             Relation(
                 "silver.city_categories",
                 "city_category",
-                (
-                    Fault(
-                        "primary_key_city_categories_city_category",
-                        "dup",
-                        "a duplicated city_category",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_city_categories_city_category",
-                        "city_category",
-                        "city_category",
-                        "",
-                    ),
-                ),
+                _primary_key("city_categories", "city_category"),
             ),
             Relation(
                 "silver.product_categories",
                 "product_category",
-                (
-                    Fault(
-                        "primary_key_product_categories_product_category",
-                        "dup",
-                        "a duplicated product_category",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_product_categories_product_category",
-                        "product_category",
-                        "product_category",
-                        "",
-                    ),
-                ),
+                _primary_key("product_categories", "product_category"),
             ),
         ),
     ),
@@ -301,13 +252,7 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "gold.fct_sales",
                 "sale_id",
                 (
-                    Fault(
-                        "primary_key_fct_sales_sale_id",
-                        "dup",
-                        "a duplicated sale_id",
-                        check="duplicate key",
-                    ),
-                    _nulls("primary_key_fct_sales_sale_id", "sale_id", "sale_id", ""),
+                    *_primary_key("fct_sales", "sale_id"),
                     *(
                         _nulls("not_null_columns_fct_sales", c, "sale_id", f"{SALE} || '{c}'")
                         for c in (
@@ -349,15 +294,7 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "gold.dim_customers",
                 "customer_id",
                 (
-                    Fault(
-                        "primary_key_dim_customers_customer_id",
-                        "dup",
-                        "a duplicated customer_id",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_dim_customers_customer_id", "customer_id", "customer_id", ""
-                    ),
+                    *_primary_key("dim_customers", "customer_id"),
                     Fault(
                         "accepted_values_by_column_dim_customers",
                         "set",
@@ -435,13 +372,7 @@ _LAKE_GROUPS: tuple[Round, ...] = (
                 "gold.dim_products",
                 "product_id",
                 (
-                    Fault(
-                        "primary_key_dim_products_product_id",
-                        "dup",
-                        "a duplicated product_id",
-                        check="duplicate key",
-                    ),
-                    _nulls("primary_key_dim_products_product_id", "product_id", "product_id", ""),
+                    *_primary_key("dim_products", "product_id"),
                     _nulls(
                         "not_null_dim_products_product_category",
                         "product_category",
@@ -539,18 +470,7 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "marts.mart_category_performance",
                 "product_category",
                 (
-                    Fault(
-                        "primary_key_mart_category_performance_product_category",
-                        "dup",
-                        "a duplicated product_category",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_mart_category_performance_product_category",
-                        "product_category",
-                        "product_category",
-                        "",
-                    ),
+                    *_primary_key("mart_category_performance", "product_category"),
                     Fault(
                         "not_null_mart_category_performance_top_product_id",
                         "set",
@@ -592,15 +512,7 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "marts.mart_daily_sales",
                 "ingest_date",
                 (
-                    Fault(
-                        "primary_key_mart_daily_sales_ingest_date",
-                        "dup",
-                        "a duplicated ingest_date",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_mart_daily_sales_ingest_date", "ingest_date", "ingest_date", ""
-                    ),
+                    *_primary_key("mart_daily_sales", "ingest_date"),
                     Fault(
                         "expression_is_true_mart_daily_sales_returning_customers__returning_customers_0",
                         "set",
@@ -615,18 +527,7 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "marts.mart_high_value_customers",
                 "customer_id",
                 (
-                    Fault(
-                        "primary_key_mart_high_value_customers_customer_id",
-                        "dup",
-                        "a duplicated customer_id",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_mart_high_value_customers_customer_id",
-                        "customer_id",
-                        "customer_id",
-                        "",
-                    ),
+                    *_primary_key("mart_high_value_customers", "customer_id"),
                     Fault(
                         "not_null_mart_high_value_customers_spend_rank",
                         "set",
@@ -657,20 +558,7 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
             Relation(
                 "marts.mart_insights_summary",
                 "as_of_date",
-                (
-                    Fault(
-                        "primary_key_mart_insights_summary_as_of_date",
-                        "dup",
-                        "a second summary row",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_mart_insights_summary_as_of_date",
-                        "as_of_date",
-                        "as_of_date",
-                        "",
-                    ),
-                ),
+                _primary_key("mart_insights_summary", "as_of_date", "a second summary row"),
             ),
             Relation(
                 "marts.mart_market_segments",
@@ -696,15 +584,7 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                 "marts.mart_top_products",
                 "product_id",
                 (
-                    Fault(
-                        "primary_key_mart_top_products_product_id",
-                        "dup",
-                        "a duplicated product_id",
-                        check="duplicate key",
-                    ),
-                    _nulls(
-                        "primary_key_mart_top_products_product_id", "product_id", "product_id", ""
-                    ),
+                    *_primary_key("mart_top_products", "product_id"),
                     Fault(
                         "unique_mart_top_products_revenue_rank",
                         "dup",

@@ -1,13 +1,11 @@
 {#- None of `columns` is null: dbt's not_null on several columns of one model as one scan (one
     test node: see primary_key.sql for why that matters on the lake). Each failing row says which
-    columns are null in `failed_check` ('null <column>', comma-separated). -#}
+    columns are null in `failed_check` ('null <column>', comma-separated; macros/combined_tests.sql). -#}
 {% test not_null_columns(model, columns) %}
+{%- set nulls = null_checks(columns) -%}
 select
     *,
-    concat_ws(', ', {% for column in columns -%}
-        case when {{ column }} is null then 'null {{ column }}' end
-        {%- if not loop.last %}, {% endif %}
-    {%- endfor %}) as failed_check
+    {{ failed_check_labels(nulls) }} as failed_check
 from {{ model }}
-where {% for column in columns %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+where {{ any_check_fails(nulls) }}
 {% endtest %}

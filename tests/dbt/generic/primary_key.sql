@@ -4,21 +4,18 @@
     the rows, so a check that one scan can make is one test. On a column
     (`data_tests: [primary_key]`) the key is that column; on a model, `columns`. Each failing key
     says what is wrong with it in `failed_check`: 'duplicate key', or 'null <column>' for each
-    null key column. -#}
+    null key column (macros/combined_tests.sql). -#}
 {% test primary_key(model, column_name=none, columns=none) %}
 {%- set key = columns or [column_name] -%}
+{%- set nulls = null_checks(key) -%}
 select
     {{ key | join(', ') }},
     count(*) as rows_with_key,
     case
-        when {% for column in key %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
-            then concat_ws(', ', {% for column in key -%}
-                case when {{ column }} is null then 'null {{ column }}' end
-                {%- if not loop.last %}, {% endif %}
-            {%- endfor %})
+        when {{ any_check_fails(nulls) }} then {{ failed_check_labels(nulls) }}
         else 'duplicate key'
     end as failed_check
 from {{ model }}
 group by {{ key | join(', ') }}
-having count(*) > 1 or {% for column in key %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+having count(*) > 1 or {{ any_check_fails(nulls) }}
 {% endtest %}
