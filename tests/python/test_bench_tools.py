@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from bench import memory, snapshot, watch_latency
@@ -101,3 +102,24 @@ def test_latency_percentiles_interpolate_like_numpy() -> None:
     assert watch_latency.percentile(latencies, 0.5) == pytest.approx(5.35)
     assert watch_latency.percentile(latencies, 0.95) == pytest.approx(11.055)
     assert watch_latency.percentile([4.0], 0.95) == 4.0
+
+
+def test_the_latency_probe_sees_every_write_to_the_warehouse(tmp_path: Path) -> None:
+    """The probe opens DuckDB only when the file or its WAL changed: a committed write must
+    change that signature, and a read-only look must not (or the probe would miss rows, or
+    open the file on every poll)."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema marts")
+    con.execute("create table marts.mart_daily_sales (purchases bigint)")
+    con.execute("insert into marts.mart_daily_sales values (3)")
+    con.close()
+    before = watch_latency.file_signature(warehouse)
+    assert watch_latency.mart_purchases(warehouse) == 3
+    assert watch_latency.file_signature(warehouse) == before
+
+    con = duckdb.connect(str(warehouse))
+    con.execute("insert into marts.mart_daily_sales values (4)")
+    con.close()
+    assert watch_latency.file_signature(warehouse) != before
+    assert watch_latency.mart_purchases(warehouse) == 7
