@@ -7,12 +7,13 @@ dbt-spark starts on the first lake build stays up, and later cycles skip the JVM
 **Which files land.** The source's ``*.csv`` and ``*.csv.gz`` files, not in sub-folders, not
 hidden (`ingestion.expand_sources`, as `lakehouse ingest <folder>` picks them): a file being
 written under a dot-name or a ``.tmp``/``.part`` suffix is never a candidate. In a folder a
-candidate lands only once it is *complete*: its size and modification time are the same in two
-looks at least `SETTLE_SECONDS` apart. A file moved into the folder in one rename is complete at
-once; one written in place is taken only after its writer paused for `SETTLE_SECONDS` (so write
-elsewhere and rename, or use a ``.part`` name while writing); a file that still changes while
-it is landed is not landed (the landing checks it) and is tried again. S3 objects are atomic:
-every object is complete.
+candidate lands only once it is *complete*: unchanged for at least `SETTLE_SECONDS`, either
+because its modification time is that old when the watch first sees it (a file written earlier
+and moved in with one rename: it lands at once, with no wait), or because its size and
+modification time are the same in two looks that far apart. One written in place is taken only
+after its writer paused for `SETTLE_SECONDS` (so write elsewhere and rename, or use a ``.part``
+name while writing); a file that still changes while it is landed is not landed (the landing
+checks it) and is tried again. S3 objects are atomic: every object is complete.
 
 **What the watch remembers.** Source files stay where they are (they are the sender's). The watch
 records each file it has dealt with, by name and identity (size and mtime; on S3 size and ETag),
@@ -82,8 +83,11 @@ class Source(Protocol):
     """Where files arrive: a name for people, the candidates now, and a local copy of one."""
 
     uri: str
-    settles: bool
-    """Whether a candidate must look the same twice before it is complete (folders: yes)."""
+
+    def needs_second_look(self, identity: str) -> bool:
+        """Whether a candidate seen with `identity` for the first time may still be being
+        written, and so must look the same again `SETTLE_SECONDS` later to be complete."""
+        ...
 
     def scan(self) -> dict[str, str]:
         """Candidate file name -> identity (changes whenever the file does)."""
@@ -97,11 +101,14 @@ class Source(Protocol):
 class FolderSource:
     """A local folder; its files are landed from where they are."""
 
-    settles = True
-
     def __init__(self, folder: Path) -> None:
         self.folder = folder.expanduser().resolve()
         self.uri = str(self.folder)
+
+    def needs_second_look(self, identity: str) -> bool:
+        # any write moves the modification time: one that old means no write for that long
+        modified_ns = int(identity.rpartition(":")[2])
+        return time.time_ns() - modified_ns < SETTLE_SECONDS * 1e9
 
     def scan(self) -> dict[str, str]:
         if not self.folder.is_dir():
@@ -128,8 +135,6 @@ class S3Source:
     """Objects directly under ``s3://bucket/prefix/``; each is copied to a local spool file (with
     the object's own name, which the ledger and a rejected copy keep) and landed from there."""
 
-    settles = False
-
     def __init__(self, uri: str, client: S3Client, spool: Path) -> None:
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         if not bucket:
@@ -140,6 +145,9 @@ class S3Source:
         self.uri = f"s3://{bucket}/{self.prefix}"
         self.client = client
         self.spool = spool
+
+    def needs_second_look(self, identity: str) -> bool:
+        return False  # objects are atomic
 
     def scan(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -324,7 +332,9 @@ class Watcher:
         new = {
             name: identity for name, identity in now.items() if not self.seen.knows(name, identity)
         }
-        if self.source.settles and any(self._looked.get(n) != i for n, i in new.items()):
+        if any(
+            self._looked.get(n) != i and self.source.needs_second_look(i) for n, i in new.items()
+        ):
             self.stopping.wait(SETTLE_SECONDS)
             now = self.source.scan()
         ready = {name: identity for name, identity in new.items() if now.get(name) == identity}

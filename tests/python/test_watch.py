@@ -392,6 +392,26 @@ def test_a_file_that_is_still_growing_is_not_ready(tmp_path: Path) -> None:
     assert list(watcher.ready()) == ["growing.csv"]  # unchanged since the last look: at once
 
 
+def test_a_file_moved_in_after_it_was_written_is_ready_at_once(tmp_path: Path) -> None:
+    """Unchanged for SETTLE_SECONDS already (its mtime says so): no second look, no wait."""
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    watcher = _watcher(tmp_path, StandInBuild(), [])
+    written = _small_csv(tmp_path / "written_earlier.csv", 0)
+    earlier = time.time() - 2 * watch.SETTLE_SECONDS
+    os.utime(written, (earlier, earlier))
+    os.replace(written, incoming / written.name)
+    fresh = _small_csv(incoming / "just_written.csv", 10)
+    started = time.monotonic()
+    assert list(watcher.ready()) == ["just_written.csv", "written_earlier.csv"]
+    assert time.monotonic() - started >= watch.SETTLE_SECONDS  # the fresh one was looked at twice
+    fresh.unlink()
+    watcher = _watcher(tmp_path, StandInBuild(), [])
+    started = time.monotonic()
+    assert list(watcher.ready()) == ["written_earlier.csv"]
+    assert time.monotonic() - started < watch.SETTLE_SECONDS
+
+
 def test_a_restart_remembers_what_it_saw_and_the_ledger_what_landed(
     tmp_path: Path, quick_settle: None
 ) -> None:
