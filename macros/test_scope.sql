@@ -8,8 +8,10 @@
 
     Where no such record exists (a table rebuilt whole, like the dimensions, or a view over the
     sources) the placeholder means every row. Tests that compare a model with another one
-    (sums_match, row_counts_match) always read both whole: a filter on one side only would
-    make them fail. `--vars '{test_all_batches: true}'` tests every row of every model.
+    (sums_match, row_counts_match) get no filter here (a filter on one side only would make
+    them fail): between two models that both hold batches they compare the batches either
+    side built last, batch by batch, on both sides (batches_built_last_by_either, below).
+    `--vars '{test_all_batches: true}'` tests every row of every model.
 #}
 {% macro default__get_where_subquery(relation) -%}
     {%- set where = config.get('where') or '' -%}
@@ -71,4 +73,59 @@
         {%- endif -%}
     {%- endfor -%}
     {{ return(none) }}
+{% endmacro %}
+
+{#
+    The batches a comparison of two models that both hold `batch_id` (sums_match,
+    row_counts_match) must look at: those either side built last. A batch's rows do not change
+    once built, on either side, so the comparison made when a batch was built holds until one
+    side builds that batch again, and comparing batch by batch is stricter than comparing
+    totals (two errors cannot cancel out). A batch one side built and the other skipped is in
+    the list, and shows as a difference. none: compare every row (either side keeps no record,
+    e.g. a table rebuilt whole; either built everything last, as a first build or a full refresh
+    does; `test_all_batches`; an engine that records no batches).
+#}
+{% macro batches_built_last_by_either(model, compare_model) %}
+    {%- if not execute or target.type not in ['spark', 'glue'] or var('test_all_batches', false) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set batches = [] -%}
+    {%- for relation in [model, compare_model] -%}
+        {%- set record = _last_built_batches(relation) -%}
+        {%- if record is none or record[0] | length == record[1] | unique | list | length -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- do batches.extend(record[0]) -%}
+    {%- endfor -%}
+    {{ return(batches | unique | sort | list) }}
+{% endmacro %}
+
+{#- A predicate on `batch_id` for batches_built_last_by_either's list. -#}
+{% macro batch_id_in(batches) %}
+    {{- return(in_list(['batch_id'], batches) if batches else 'false') -}}
+{% endmacro %}
+
+{#- The batches of `batches` where `measure` over `model` differs from `compare_measure` over
+    `compare_model`: one row per batch, with both values (0 where a side has no row). -#}
+{% macro compare_by_batch(measure, model, compare_measure, compare_model, batches, label) %}
+with this_side as (
+    select batch_id, {{ measure }} as measured
+    from {{ model }}
+    where {{ batch_id_in(batches) }}
+    group by batch_id
+),
+other_side as (
+    select batch_id, {{ compare_measure }} as measured
+    from {{ compare_model }}
+    where {{ batch_id_in(batches) }}
+    group by batch_id
+)
+select
+    coalesce(this_side.batch_id, other_side.batch_id) as batch_id,
+    coalesce(this_side.measured, 0) as model_{{ label }},
+    coalesce(other_side.measured, 0) as compare_{{ label }}
+from this_side
+full outer join other_side
+    on this_side.batch_id = other_side.batch_id
+where coalesce(this_side.measured, 0) <> coalesce(other_side.measured, 0)
 {% endmacro %}

@@ -44,13 +44,15 @@ class Lake:
     home: Path
     target_dirs: dict[str, Path]
 
-    def run_tests(self, engine: str, tests: list[str]) -> dict[str, str]:
+    def run_tests(
+        self, engine: str, tests: list[str], extra: list[str] | None = None
+    ) -> dict[str, str]:
         """Run `dbt test --select <tests>` on `engine`; the status of each test, by name."""
         target_dir = self.home / "target-faults"
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("DBT_TARGET_PATH", str(target_dir))
             with contextlib.suppress(pipeline.DbtFailed):
-                pipeline.run_dbt(["test", "--select", *tests], target=engine)
+                pipeline.run_dbt(["test", "--select", *tests, *(extra or [])], target=engine)
         results = json.loads((target_dir / "run_results.json").read_text())["results"]
         manifest = json.loads((target_dir / "manifest.json").read_text())["nodes"]
         names = {manifest[r["unique_id"]]["name"]: r["status"] for r in results}
@@ -289,3 +291,106 @@ def test_full_refresh_rebuilds_the_incremental_models_to_the_same_rows(lake: Lak
         }
         assert set(listed_property(properties, "lakehouse.last_built_batches")) == ledger, table
         assert set(listed_property(properties, "lakehouse.built_batches")) == ledger, table
+
+
+# The comparisons between two models that both hold batches, and the tables whose record says
+# which batches they built last (slv_sales reads slv_sales_validated's).
+BATCH_COMPARISONS = (
+    "row_counts_match_fct_sales_ref_slv_sales_",
+    "sums_match_fct_sales_purchase_amount__purchase_amount__ref_slv_sales_",
+    "sums_match_int_customer_batch_sales_spent_amount__purchase_amount__ref_fct_sales_",
+    "sums_match_int_product_batch_sales_revenue_amount__purchase_amount__ref_fct_sales_",
+)
+RECORDING_TABLES = (
+    "silver.slv_sales_validated",
+    "gold.fct_sales",
+    "gold.int_customer_batch_sales",
+    "gold.int_product_batch_sales",
+)
+
+
+def test_comparisons_after_an_incremental_build_check_the_batches_built_last(
+    lake: Lake,
+) -> None:
+    """After a build that built one batch, sums_match and row_counts_match between batch-keyed
+    models compare that batch, batch by batch (macros/test_scope.sql): a fault in it fails
+    them; a fault in an older batch, compared when it was built, is left to
+    `test_all_batches`, which compares every batch."""
+    spark = pipeline._spark_session()
+    assert spark is not None
+    batches = {str(e["ingest_date"]): str(e["batch_id"]) for e in ledger_entries(Paths(lake.home))}
+    old, new = batches[DAY1], batches[DAY2]
+
+    def last_built(tables: tuple[str, ...]) -> dict[str, str]:
+        found = {}
+        for table in tables:
+            rows = spark.sql(f"show tblproperties {table}").collect()
+            found[table] = {str(r[0]): str(r[1]) for r in rows}["lakehouse.last_built_batches"]
+        return found
+
+    recorded = last_built(RECORDING_TABLES)
+    snapshot = spark.sql(
+        "select snapshot_id from gold.fct_sales.snapshots order by committed_at desc limit 1"
+    ).first()[0]
+
+    planted = []
+
+    def plant(batch: str) -> None:  # one amount up by 1, one row gone, in `batch`
+        planted.append(batch)
+        first_two = spark.sql(
+            f"select sale_id from gold.fct_sales where batch_id = '{batch}' "
+            "order by sale_id limit 2"
+        ).collect()
+        spark.sql(
+            "update gold.fct_sales set purchase_amount = purchase_amount + 1 "
+            f"where sale_id = '{first_two[0][0]}'"
+        )
+        spark.sql(f"delete from gold.fct_sales where sale_id = '{first_two[1][0]}'")
+
+    def undo() -> None:
+        if planted:
+            spark.sql(
+                f"call spark_catalog.system.rollback_to_snapshot('gold.fct_sales', {snapshot})"
+            )
+            planted.clear()
+
+    try:
+        for table in RECORDING_TABLES:  # as after an incremental run that built DAY2's batch
+            _record_last_built(spark, table, new)
+        assert set(lake.run_tests("lake", list(BATCH_COMPARISONS)).values()) == {"pass"}
+        compiled = _compiled_code(lake, BATCH_COMPARISONS)
+        assert all(new in sql and old not in sql for sql in compiled.values()), compiled
+
+        plant(new)
+        statuses = lake.run_tests("lake", list(BATCH_COMPARISONS))
+        undo()
+        _assert_all_fail(statuses, list(BATCH_COMPARISONS))
+
+        plant(old)
+        scoped = lake.run_tests("lake", list(BATCH_COMPARISONS))
+        every_batch = lake.run_tests(
+            "lake", list(BATCH_COMPARISONS), ["--vars", '{"test_all_batches": true}']
+        )
+        undo()
+        assert set(scoped.values()) == {"pass"}  # compared when DAY1 was built
+        _assert_all_fail(every_batch, list(BATCH_COMPARISONS))
+    finally:
+        undo()
+        for table, value in recorded.items():
+            _record_last_built(spark, table, value)
+    assert last_built(RECORDING_TABLES) == recorded
+
+
+def _compiled_code(lake: Lake, tests: tuple[str, ...]) -> dict[str, str]:
+    """The SQL the last `run_tests` ran for each of `tests`, by name."""
+    target_dir = lake.home / "target-faults"
+    results = json.loads((target_dir / "run_results.json").read_text())["results"]
+    manifest = json.loads((target_dir / "manifest.json").read_text())["nodes"]
+    named = {manifest[r["unique_id"]]["name"]: r["compiled_code"] for r in results}
+    return {name: named[name] for name in tests}
+
+
+def _record_last_built(spark: Any, table: str, batches: str) -> None:
+    spark.sql(
+        f"alter table {table} set tblproperties ('lakehouse.last_built_batches' = '{batches}')"
+    )
