@@ -89,13 +89,37 @@
     {%- if ordered and is_incremental() and new_pairs and _lands_out_of_order(new_pairs) -%}
         {#- a model whose rows depend on the order of batches (first purchases) reads every
             batch again when one arrives older than a batch it holds -#}
+        {%- do _note_read_dates(available_batches(), match_ingest_date) -%}
         {{ return(_batch_predicate(available_batches(), none, match_ingest_date)) }}
     {%- endif -%}
     {%- if is_incremental() and config.get('incremental_strategy') == 'insert_overwrite' -%}
         {%- set dates = new_pairs | map(attribute=1) | unique | list -%}
         {{ return(_batch_predicate(available_batches(), dates, match_ingest_date)) }}
     {%- endif -%}
+    {%- do _note_read_dates(new_pairs, match_ingest_date) -%}
     {{ return(_batch_predicate(new_pairs, none, match_ingest_date)) }}
+{% endmacro %}
+
+{#- The ingest dates this model's rows can fall under on this run, for its merge
+    (`read_ingest_dates`): the dates of the batches its filter read, when every filter of the
+    model keeps rows to their batch's date (`match_ingest_date`); otherwise unknown (none). -#}
+{% macro _note_read_dates(pairs, match_ingest_date) %}
+    {%- set noted = graph.get('_lakehouse_read_dates') -%}
+    {%- if noted is none -%}
+        {%- set noted = {} -%}
+        {%- do graph.update({'_lakehouse_read_dates': noted}) -%}
+    {%- endif -%}
+    {%- set key = model.unique_id -%}
+    {%- if not match_ingest_date or (key in noted and noted[key] is none) -%}
+        {%- do noted.update({key: none}) -%}
+    {%- else -%}
+        {%- do noted.update({key: ((noted.get(key) or []) + pairs | map(attribute=1) | list) | unique | sort | list}) -%}
+    {%- endif -%}
+{% endmacro %}
+
+{#- The ingest dates noted by `_note_read_dates` for the running model, or none when unknown. -#}
+{% macro read_ingest_dates() %}
+    {{ return((graph.get('_lakehouse_read_dates') or {}).get(model.unique_id)) }}
 {% endmacro %}
 
 {#- Whether a new batch sorts before a batch `this` holds, in batch order (batch_order_key): a
