@@ -89,8 +89,9 @@
     {%- if ordered and is_incremental() and new_pairs and _lands_out_of_order(new_pairs) -%}
         {#- a model whose rows depend on the order of batches (first purchases) reads every
             batch again when one arrives older than a batch it holds -#}
-        {%- do _note_read_dates(available_batches(), match_ingest_date) -%}
-        {{ return(_batch_predicate(available_batches(), none, match_ingest_date)) }}
+        {%- set every_batch = available_batches() -%}
+        {%- do _note_read_dates(every_batch, match_ingest_date) -%}
+        {{ return(_batch_predicate(every_batch, none, match_ingest_date)) }}
     {%- endif -%}
     {%- if is_incremental() and config.get('incremental_strategy') == 'insert_overwrite' -%}
         {%- set dates = new_pairs | map(attribute=1) | unique | list -%}

@@ -29,23 +29,30 @@
 
 {% macro _new_batches_predicate(relation) %}
     {%- set whole_model_tests = ['sums_match', 'row_counts_match'] -%}
-    {%- if not execute or target.type not in ['spark', 'glue'] or var('test_all_batches', false)
-        or (model.test_metadata is defined and model.test_metadata.name in whole_model_tests) -%}
+    {%- if model.test_metadata is defined and model.test_metadata.name in whole_model_tests -%}
         {{ return('true') }}
+    {%- endif -%}
+    {%- set batches = batches_built_last(relation) -%}
+    {{ return('true' if batches is none else batch_id_in(batches)) }}
+{% endmacro %}
+
+{#- The batches `relation` built last, sorted, or none where every row is to be read: no record
+    (a table rebuilt whole, a view over the sources), a last build that built everything the
+    model holds (a first build, a full refresh), `test_all_batches`, or an engine that records
+    no batches. -#}
+{% macro batches_built_last(relation) %}
+    {%- if not execute or target.type not in ['spark', 'glue'] or var('test_all_batches', false) -%}
+        {{ return(none) }}
     {%- endif -%}
     {%- set record = _last_built_batches(relation) -%}
     {%- if record is none -%}
-        {{ return('true') }}
+        {{ return(none) }}
     {%- endif -%}
     {%- set last_built, built = record -%}
-    {%- if last_built | length == 0 -%}
-        {{ return('false') }}
+    {%- if last_built | length > 0 and last_built | length == built | unique | list | length -%}
+        {{ return(none) }}
     {%- endif -%}
-    {%- if last_built | length == built | unique | list | length -%}
-        {#- the last build built everything the model holds (a first build, a full refresh) -#}
-        {{ return('true') }}
-    {%- endif -%}
-    {{ return(in_list(['batch_id'], last_built | sort)) }}
+    {{ return(last_built | sort) }}
 {% endmacro %}
 
 {#- The batches `relation` (or, for a view, the incremental model it reads) built last and all
@@ -86,21 +93,18 @@
     does; `test_all_batches`; an engine that records no batches).
 #}
 {% macro batches_built_last_by_either(model, compare_model) %}
-    {%- if not execute or target.type not in ['spark', 'glue'] or var('test_all_batches', false) -%}
-        {{ return(none) }}
-    {%- endif -%}
     {%- set batches = [] -%}
     {%- for relation in [model, compare_model] -%}
-        {%- set record = _last_built_batches(relation) -%}
-        {%- if record is none or record[0] | length == record[1] | unique | list | length -%}
+        {%- set built_last = batches_built_last(relation) -%}
+        {%- if built_last is none -%}
             {{ return(none) }}
         {%- endif -%}
-        {%- do batches.extend(record[0]) -%}
+        {%- do batches.extend(built_last) -%}
     {%- endfor -%}
     {{ return(batches | unique | sort | list) }}
 {% endmacro %}
 
-{#- A predicate on `batch_id` for batches_built_last_by_either's list. -#}
+{#- A predicate on `batch_id`: one of `batches` (false when there is none). -#}
 {% macro batch_id_in(batches) %}
     {{- return(in_list(['batch_id'], batches) if batches else 'false') -}}
 {% endmacro %}

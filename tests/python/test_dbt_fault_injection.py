@@ -53,20 +53,20 @@ class Lake:
             patch.setenv("DBT_TARGET_PATH", str(target_dir))
             with contextlib.suppress(pipeline.DbtFailed):
                 pipeline.run_dbt(["test", "--select", *tests, *(extra or [])], target=engine)
+        return {name: r["status"] for name, r in self.last_results().items() if name in tests}
+
+    def last_results(self) -> dict[str, dict[str, Any]]:
+        """The run result of each test the last `run_tests` ran, by test name."""
+        target_dir = self.home / "target-faults"
         results = json.loads((target_dir / "run_results.json").read_text())["results"]
         manifest = json.loads((target_dir / "manifest.json").read_text())["nodes"]
-        names = {manifest[r["unique_id"]]["name"]: r["status"] for r in results}
-        return {name: status for name, status in names.items() if name in tests}
+        return {manifest[r["unique_id"]]["name"]: r for r in results}
 
     def failed_checks(self, engine: str, tests: set[str]) -> dict[str, set[str]]:
         """The checks the failing rows of each of `tests` name (`failed_check`, comma-separated),
         by running the SQL the last `run_tests` compiled for it, while the faults are planted."""
-        target_dir = self.home / "target-faults"
-        results = json.loads((target_dir / "run_results.json").read_text())["results"]
-        manifest = json.loads((target_dir / "manifest.json").read_text())["nodes"]
         found: dict[str, set[str]] = {}
-        for result in results:
-            name = manifest[result["unique_id"]]["name"]
+        for name, result in self.last_results().items():
             if name not in tests:
                 continue
             sql = f"select distinct failed_check from ({result['compiled_code']}) failing"
@@ -269,10 +269,7 @@ def test_full_refresh_rebuilds_the_incremental_models_to_the_same_rows(lake: Lak
     # as after an incremental run that built one batch
     ledger = {str(entry["batch_id"]) for entry in ledger_entries(Paths(lake.home))}
     for table in ("silver.slv_sales_validated", "gold.fct_sales"):
-        spark.sql(
-            f"alter table {table} set tblproperties "
-            f"('lakehouse.last_built_batches' = '{min(ledger)}')"
-        )
+        _record_last_built(spark, table, min(ledger))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DBT_TARGET_PATH", str(lake.home / "target-full-refresh"))
         pipeline.run_dbt(
@@ -359,7 +356,7 @@ def test_comparisons_after_an_incremental_build_check_the_batches_built_last(
             _record_last_built(spark, table, new)
         plant(new)
         statuses = lake.run_tests("lake", list(BATCH_COMPARISONS))
-        compiled = _compiled_code(lake, BATCH_COMPARISONS)
+        compiled = {name: lake.last_results()[name]["compiled_code"] for name in BATCH_COMPARISONS}
         undo()
         _assert_all_fail(statuses, list(BATCH_COMPARISONS))
         assert all(new in sql and old not in sql for sql in compiled.values()), compiled
@@ -377,15 +374,6 @@ def test_comparisons_after_an_incremental_build_check_the_batches_built_last(
         for table, value in recorded.items():
             _record_last_built(spark, table, value)
     assert last_built(RECORDING_TABLES) == recorded
-
-
-def _compiled_code(lake: Lake, tests: tuple[str, ...]) -> dict[str, str]:
-    """The SQL the last `run_tests` ran for each of `tests`, by name."""
-    target_dir = lake.home / "target-faults"
-    results = json.loads((target_dir / "run_results.json").read_text())["results"]
-    manifest = json.loads((target_dir / "manifest.json").read_text())["nodes"]
-    named = {manifest[r["unique_id"]]["name"]: r["compiled_code"] for r in results}
-    return {name: named[name] for name in tests}
 
 
 def _record_last_built(spark: Any, table: str, batches: str) -> None:
