@@ -82,7 +82,8 @@ ALLOWED_PARENTS = {
     "silver": {"source", "silver", "seed"},
     # gold also reads gold: the dimensions sum their intermediate state, which reads fct_sales
     "gold": {"silver", "seed", "gold"},
-    "marts": {"gold"},
+    # marts also read marts: a coarser mart rolls up a finer one, so both count alike
+    "marts": {"gold", "marts"},
 }
 # gate_exceptions keys accepted in a resource's meta, and the rule each excuses
 META_EXCEPTIONS = {

@@ -1,20 +1,9 @@
 -- Markets by city category x age band (gender and marital status summed): the insights report's
--- heatmap, one cell per row.
-with customers as (
+-- heatmap, one cell per row. A roll-up of mart_market_segments, so both count a market the
+-- same way.
+with market_segments as (
 
-    select * from {{ ref('dim_customers') }}
-
-),
-
-markets as (
-
-    select
-        city_category,
-        age_band,
-        count(*) as customers,
-        cast(sum(total_spent) as bigint) as total_revenue
-    from customers
-    group by city_category, age_band
+    select * from {{ ref('mart_market_segments') }}
 
 ),
 
@@ -23,9 +12,10 @@ final as (
     select
         city_category,
         age_band,
-        customers,
-        total_revenue
-    from markets
+        cast(sum(customers) as bigint) as customers,
+        cast(sum(total_revenue) as bigint) as total_revenue
+    from market_segments
+    group by city_category, age_band
 
 )
 

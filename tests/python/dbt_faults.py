@@ -553,6 +553,8 @@ WAREHOUSE_ROUNDS: tuple[Round, ...] = (
                         "a duplicated (city, age band)",
                         check="duplicate key",
                     ),
+                    _mart_sums("mart_city_age_markets", "total_revenue"),
+                    _mart_sums("mart_city_age_markets", "customers", "1__ref_dim_customers_"),
                 ),
             ),
             Relation(

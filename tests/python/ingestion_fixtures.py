@@ -31,6 +31,7 @@ from ingestion.destinations import (
     StoredObject,
     make_s3_client,
 )
+from tests.python.bronze_oracle import BRONZE_HEADER, CANONICAL
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 FIXTURE = PROJECT_DIR / "tests" / "fixtures" / "walmart_head_2000rows.csv"
@@ -40,19 +41,6 @@ SHARED_ROWS = PROJECT_DIR.parent / "shared" / "data" / "walmart" / "walmart_head
 REGION = "us-east-1"
 FAKE_KEY_ID = "fake-key-id-ingestion-test"
 FAKE_SECRET = "fake/secret/ingestion/never-printed-0123456789"
-CANONICAL = (
-    "User_ID",
-    "Product_ID",
-    "Gender",
-    "Age",
-    "Occupation",
-    "City_Category",
-    "Stay_In_Current_City_Years",
-    "Marital_Status",
-    "Product_Category",
-    "Purchase",
-)
-BRONZE_HEADER = ",".join((*CANONICAL, "source_line_number"))
 
 
 # --------------------------------------------------------------------------- S3 on loopback

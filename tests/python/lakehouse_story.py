@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from tests.python.bronze_oracle import DEMOGRAPHICS
 from tests.python.support import LAKEHOUSE, PROJECT_DIR, lakehouse_env, run_lakehouse
 
 pytestmark = pytest.mark.spark
@@ -65,14 +66,6 @@ def csv_facts(path: Path, exclude_lines: frozenset[int] = frozenset()) -> CsvFac
     )
 
 
-DEMOGRAPHICS = (
-    "Gender",
-    "Age",
-    "Occupation",
-    "City_Category",
-    "Stay_In_Current_City_Years",
-    "Marital_Status",
-)
 CONFLICTS_ENV = "LAKEHOUSE_DEMOGRAPHIC_CONFLICTS_ALLOWED"
 
 

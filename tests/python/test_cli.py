@@ -17,12 +17,10 @@ from click.testing import CliRunner
 from lakehouse import cli, pipeline
 from lakehouse.cli import ExitCode
 from lakehouse.settings import ledger_entries, paths
+from tests.python.bronze_oracle import CSV_HEADER
 from tests.python.support import LAKEHOUSE, REAL_FIXTURE, lakehouse_env, run_lakehouse
 
-HEADER = (
-    "User_ID,Product_ID,Gender,Age,Occupation,City_Category,"
-    "Stay_In_Current_City_Years,Marital_Status,Product_Category,Purchase\n"
-)
+HEADER = CSV_HEADER + "\n"
 
 
 def _said(result: subprocess.CompletedProcess[str]) -> str:

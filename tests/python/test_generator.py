@@ -24,34 +24,11 @@ from hypothesis import strategies as st
 
 from ingestion.schema import EXPECTED_COLUMNS
 from lakehouse.generator import BAD_ROW_KINDS, GeneratedDataset, write_dataset
+from tests.python.bronze_oracle import CSV_HEADER, DEMOGRAPHICS, silver_rule_names
 
-HEADER = (
-    "User_ID,Product_ID,Gender,Age,Occupation,City_Category,"
-    "Stay_In_Current_City_Years,Marital_Status,Product_Category,Purchase"
-)
 AGE_BANDS = {"0-17", "18-25", "26-35", "36-45", "46-50", "51-55", "55+"}
 STAY_YEARS = {"0", "1", "2", "3", "4+"}
-DEMOGRAPHICS = (
-    "Gender",
-    "Age",
-    "Occupation",
-    "City_Category",
-    "Stay_In_Current_City_Years",
-    "Marital_Status",
-)
-SILVER_REASONS = (
-    "invalid_customer_id",
-    "invalid_product_id",
-    "invalid_gender",
-    "invalid_age_band",
-    "invalid_occupation_code",
-    "invalid_city_category",
-    "invalid_years_in_city",
-    "invalid_marital_status",
-    "married_minor",
-    "invalid_product_category",
-    "invalid_purchase_amount",
-)
+SILVER_REASONS = silver_rule_names()
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -186,8 +163,8 @@ def test_another_seed_gives_other_data(tmp_path: Path) -> None:
 def test_header_encoding_and_line_endings(clean: Generated) -> None:
     raw = clean.dataset.files[0].read_bytes()
     text = raw.decode("utf-8")
-    assert ",".join(EXPECTED_COLUMNS) == HEADER
-    assert text.startswith(HEADER + "\n")
+    assert ",".join(EXPECTED_COLUMNS) == CSV_HEADER
+    assert text.startswith(CSV_HEADER + "\n")
     assert text.endswith("\n") and "\r" not in text and '"' not in text
     lines = text.splitlines()
     assert len(lines) == 60_001

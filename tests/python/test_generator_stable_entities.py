@@ -11,15 +11,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.generator import write_dataset
-
-DEMOGRAPHICS = (
-    "Gender",
-    "Age",
-    "Occupation",
-    "City_Category",
-    "Stay_In_Current_City_Years",
-    "Marital_Status",
-)
+from tests.python.bronze_oracle import DEMOGRAPHICS
 
 
 def entities(
