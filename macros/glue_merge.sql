@@ -7,7 +7,8 @@
     sync_all_columns). A root-project `get_merge_sql` wins over both dbt's and dbt-glue's, so it
     dispatches: every adapter but Glue gets dbt's own (which dispatches to spark__get_merge_sql as
     before); Glue gets the same guarantees as the local lake (no merge without new rows, the
-    merge kept to the new rows' partitions, on_schema_change 'fail'), then dbt-glue's own merge
+    merge kept to the new rows' partitions, an insert-only merge while no held row can change,
+    on_schema_change 'fail'), then dbt-glue's own merge
     (`dbt.` names the internal packages flattened, the adapter's macros last, so on Glue
     `dbt.get_merge_sql` is dbt-glue's).
     Shown by `lakehouse rehearse glue` (docs/design-notes.md).
@@ -36,6 +37,12 @@
     {%- if pruning is none -%}
         {{ log('No new rows for ' ~ target ~ ': nothing to merge', info=False) }}
         {{ return("select 'no new rows' as merge_skipped") }}
+    {%- endif -%}
+    {%- if rows_only_added() -%}
+        {%- set columns = (dest_columns or adapter.get_columns_in_relation(target)) | map(attribute='name') | list -%}
+        {{ return(insert_new_keys_sql(
+            glue__make_target_relation(target, config.get('file_format')), full_source, unique_key,
+            (incremental_predicates or []) + pruning, columns)) }}
     {%- endif -%}
     {#- `dbt.` is every internal package, the adapter's last: on Glue, dbt-glue's own merge. -#}
     {{ return(dbt.get_merge_sql(target, source, unique_key, dest_columns, (incremental_predicates or []) + pruning)) }}

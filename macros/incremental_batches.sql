@@ -91,6 +91,7 @@
             batch again when one arrives older than a batch it holds -#}
         {%- set every_batch = available_batches() -%}
         {%- do _note_read_dates(every_batch, match_ingest_date) -%}
+        {%- do _note_rows_may_change() -%}
         {{ return(_batch_predicate(every_batch, none, match_ingest_date)) }}
     {%- endif -%}
     {%- if is_incremental() and config.get('incremental_strategy') == 'insert_overwrite' -%}
@@ -116,6 +117,22 @@
     {%- else -%}
         {%- do noted.update({key: ((noted.get(key) or []) + pairs | map(attribute=1) | list) | unique | sort | list}) -%}
     {%- endif -%}
+{% endmacro %}
+
+{#- A row of a batch depends on that batch alone, or for the first-purchase models on the
+    batches before it too: as long as batches arrive in order, no row a model holds changes,
+    and its merge only adds rows (`rows_only_added`). A batch that lands before one the model
+    holds re-reads every batch and may change held rows: the filter notes it here. -#}
+{% macro _note_rows_may_change() %}
+    {%- if '_lakehouse_rows_may_change' not in graph -%}
+        {%- do graph.update({'_lakehouse_rows_may_change': []}) -%}
+    {%- endif -%}
+    {%- do graph['_lakehouse_rows_may_change'].append(model.unique_id) -%}
+{% endmacro %}
+
+{#- Whether this run's merge of the running model only adds rows (see _note_rows_may_change). -#}
+{% macro rows_only_added() %}
+    {{ return(model.unique_id not in (graph.get('_lakehouse_rows_may_change') or [])) }}
 {% endmacro %}
 
 {#- The ingest dates noted by `_note_read_dates` for the running model, or none when unknown. -#}

@@ -13,17 +13,45 @@
       `DBT_INTERNAL_DEST.ingest_date in (<dates of the new rows>)` to the ON clause, which Spark
       pushes down to Iceberg as a partition filter on the target scan.
 
-    dbt-glue has its own merge: macros/glue_merge.sql applies the same two rules there.
+    - When no row the model holds can change on this run (`rows_only_added`: batches arrived in
+      order), the merge only inserts the rows whose key the target lacks. Spark plans such a
+      MERGE as an anti join and an append: no pass over the target to find the files to
+      rewrite, no rewrite. A batch merged by a run that died before recording it is read again
+      and adds nothing, as the full merge's update would have changed nothing.
+
+    dbt-glue has its own merge: macros/glue_merge.sql applies the same rules there.
 #}
 {% macro spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) %}
     {%- set pruning = merge_partition_predicates(source) -%}
     {%- if pruning is none -%}
         {{ log('No new rows for ' ~ target ~ ': nothing to merge', info=False) }}
         select 'no new rows' as merge_skipped
+    {%- elif rows_only_added() -%}
+        {{ insert_new_keys_sql(target, source, unique_key, (incremental_predicates or []) + pruning) }}
     {%- else -%}
         {{ dbt.spark__get_merge_sql(target, source, unique_key, dest_columns, (incremental_predicates or []) + pruning) }}
     {%- endif -%}
 {% endmacro %}
+
+{#- A MERGE that inserts the rows of `source` whose `unique_key` (a column or a list) `target`
+    lacks and touches no row it holds. `columns`: insert these by name (dbt-glue's way) rather
+    than `insert *`. -#}
+{% macro insert_new_keys_sql(target, source, unique_key, predicates, columns=none) %}
+    {%- set keys = [unique_key] if unique_key is string else unique_key -%}
+    {%- set conditions = [] -%}
+    {%- for key in keys -%}
+        {%- do conditions.append('DBT_INTERNAL_SOURCE.' ~ key ~ ' = DBT_INTERNAL_DEST.' ~ key) -%}
+    {%- endfor -%}
+    merge into {{ target }} as DBT_INTERNAL_DEST
+    using {{ source }} as DBT_INTERNAL_SOURCE
+    on {{ (conditions + predicates) | join(' and ') }}
+    {% if columns -%}
+    when not matched then insert ({{ columns | join(', ') }})
+        values (DBT_INTERNAL_SOURCE.{{ columns | join(', DBT_INTERNAL_SOURCE.') }})
+    {%- else -%}
+    when not matched then insert *
+    {%- endif %}
+{%- endmacro %}
 
 {#- The predicates that keep a merge to the target partitions of the new rows in `source`
     (config meta `merge_within`: the partition column the unique key decides), [] when the model

@@ -66,6 +66,24 @@ def csv_facts(path: Path, exclude_lines: frozenset[int] = frozenset()) -> CsvFac
     )
 
 
+def dimension_totals(
+    records: list[dict[str, str]],
+) -> tuple[dict[int, tuple[int, int, int]], dict[str, int]]:
+    """What the dimensions must hold for these valid records, counted with plain Python:
+    per customer (distinct products, purchases, total spent), per product distinct customers."""
+    customers: dict[int, tuple[set[str], int, int]] = {}
+    products: dict[str, set[str]] = {}
+    for record in records:
+        bought, rows, spent = customers.get(int(record["User_ID"]), (set(), 0, 0))
+        bought.add(record["Product_ID"])
+        customers[int(record["User_ID"])] = (bought, rows + 1, spent + int(record["Purchase"]))
+        products.setdefault(record["Product_ID"], set()).add(record["User_ID"])
+    return (
+        {key: (len(bought), rows, spent) for key, (bought, rows, spent) in customers.items()},
+        {product: len(buyers) for product, buyers in products.items()},
+    )
+
+
 CONFLICTS_ENV = "LAKEHOUSE_DEMOGRAPHIC_CONFLICTS_ALLOWED"
 
 

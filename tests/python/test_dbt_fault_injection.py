@@ -31,7 +31,12 @@ from tests.python.dbt_faults import (
     faulty_view_sql,
     is_combined,
 )
-from tests.python.lakehouse_story import CONFLICTS_ENV, demographic_conflicts
+from tests.python.lakehouse_story import (
+    CONFLICTS_ENV,
+    demographic_conflicts,
+    dimension_totals,
+    valid_records,
+)
 from tests.python.support import PROJECT_DIR, REAL_FIXTURE, run_lakehouse
 
 pytestmark = pytest.mark.spark
@@ -43,6 +48,8 @@ DAY1, DAY2 = "2026-01-01", "2026-01-02"
 class Lake:
     home: Path
     target_dirs: dict[str, Path]
+    # the files landed, each with the lines of its injected bad rows
+    inputs: list[tuple[Path, frozenset[int]]]
 
     def run_tests(
         self, engine: str, tests: list[str], extra: list[str] | None = None
@@ -104,7 +111,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
             patch.setenv("DBT_TARGET_PATH", str(target_dir))
             pipeline.run_dbt(["build"], target=engine)
         patch.delenv("DBT_TARGET_PATH")
-        yield Lake(home, target_dirs)
+        yield Lake(home, target_dirs, [(REAL_FIXTURE, frozenset()), (day2.files[0], bad_lines)])
         spark = pipeline._spark_session()
         if spark is not None:
             spark.stop()
@@ -380,3 +387,66 @@ def _record_last_built(spark: Any, table: str, batches: str) -> None:
     spark.sql(
         f"alter table {table} set tblproperties ('lakehouse.last_built_batches' = '{batches}')"
     )
+
+
+INCREMENTAL_MODELS = {
+    "slv_sales_validated": "silver",
+    "slv_batch_quality": "silver",
+    "fct_sales": "gold",
+    "int_customer_batch_sales": "gold/intermediate",
+    "int_product_batch_sales": "gold/intermediate",
+}
+FIRST_PURCHASE_MODELS = {"int_customer_batch_sales", "int_product_batch_sales"}
+
+
+def test_merges_only_insert_until_a_batch_lands_before_one_held(lake: Lake, tmp_path: Path) -> None:
+    """A batch landing after those held: every incremental lake model's merge only inserts the
+    keys it lacks (macros/merge_only_when_new.sql), no pass to find rows to update. A batch under
+    an older date than one held (a backfill): the first-purchase models re-read every batch and
+    merge with updates, since "first" moved; the others still only insert. After both, the
+    dimensions equal what the landed files hold, counted with the csv module.
+    Runs last in this module: it lands two batches in the shared lake."""
+    later = write_dataset(tmp_path / "later.csv", rows=400, seed=21)
+    backfill = write_dataset(tmp_path / "backfill.csv", rows=400, seed=22)
+    inputs = [*lake.inputs, (later.files[0], frozenset()), (backfill.files[0], frozenset())]
+    target_dir = lake.home / "target-merges"
+
+    def build(csv: Path, ingest_date: str) -> dict[str, str]:
+        """Land `csv` under `ingest_date`, build the lake; the merge each model ran."""
+        run_lakehouse(lake.home, "ingest", str(csv), "--ingest-date", ingest_date)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DBT_TARGET_PATH", str(target_dir))
+            patch.setenv(CONFLICTS_ENV, str(demographic_conflicts(*inputs)))
+            pipeline.run_dbt(["build"], target="lake")
+        run = target_dir / "run" / "lakehouse" / "models"
+        return {
+            model: " ".join((run / folder / f"{model}.sql").read_text().lower().split())
+            for model, folder in INCREMENTAL_MODELS.items()
+        }
+
+    in_order = build(later.files[0], "2026-01-03")
+    for model, sql in in_order.items():
+        assert "merge into" in sql and "when not matched then insert" in sql, (model, sql)
+        assert "when matched" not in sql, (model, sql)
+
+    out_of_order = build(backfill.files[0], "2025-12-31")
+    for model, sql in out_of_order.items():
+        assert ("when matched then update" in sql) == (model in FIRST_PURCHASE_MODELS), (model, sql)
+
+    spark = pipeline._spark_session()
+    assert spark is not None
+    customers = {
+        int(row[0]): (int(row[1]), int(row[2]), int(row[3]))
+        for row in spark.sql(
+            "select customer_id, distinct_products, purchase_count, total_spent "
+            "from gold.dim_customers"
+        ).collect()
+    }
+    products = {
+        str(row[0]): int(row[1])
+        for row in spark.sql(
+            "select product_id, distinct_customers from gold.dim_products"
+        ).collect()
+    }
+    records = [record for path, bad in inputs for record in valid_records(path, bad)]
+    assert (customers, products) == dimension_totals(records)

@@ -14,6 +14,7 @@ from tests.python.lakehouse_story import (
     Story,
     count_rows,
     csv_facts,
+    dimension_totals,
     ledger_entries,
     observe,
     open_warehouse,
@@ -168,13 +169,7 @@ def test_dimensions_kept_incrementally_match_the_input_files(story: Story) -> No
         *valid_records(story.day2_csv, frozenset(story.day2_expected["bad_lines"])),
         *valid_records(story.day3_csv, frozenset()),
     ]
-    customers: dict[int, tuple[set[str], int, int]] = {}
-    products: dict[str, set[str]] = {}
-    for record in records:
-        bought, rows, spent = customers.get(int(record["User_ID"]), (set(), 0, 0))
-        bought.add(record["Product_ID"])
-        customers[int(record["User_ID"])] = (bought, rows + 1, spent + int(record["Purchase"]))
-        products.setdefault(record["Product_ID"], set()).add(record["User_ID"])
+    customers, products = dimension_totals(records)
     con = open_warehouse(story.home)
     try:
         dim_customers = {
@@ -189,7 +184,5 @@ def test_dimensions_kept_incrementally_match_the_input_files(story: Story) -> No
         )
     finally:
         con.close()
-    assert dim_customers == {
-        key: (len(bought), rows, spent) for key, (bought, rows, spent) in customers.items()
-    }
-    assert dim_products == {product: len(buyers) for product, buyers in products.items()}
+    assert dim_customers == customers
+    assert dim_products == products
