@@ -28,8 +28,10 @@
     instead of recording it as built with no rows. -#}
 {% macro lake_incremental_config(unique_key, partition_by, batches_from=none) %}
     {#- merge_within: every unique key here holds the batch and a batch lives under one
-        ingest_date, so a merge need only look at the new rows' partitions
-        (macros/merge_only_when_new.sql) -#}
+        ingest_date, so a merge need only look at the new rows' partitions; and a built row
+        depends on its batch (or, behind an `ordered` batch filter, on the batches before it),
+        so while batches arrive in order the merge only inserts (macros/merge_only_when_new.sql).
+        A model whose rows change otherwise must not use this config. -#}
     {%- set settings = {
         'meta': {'batches_from': batches_from, 'merge_within': 'ingest_date'},
         'materialized': 'incremental',

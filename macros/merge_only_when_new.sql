@@ -12,7 +12,6 @@
       its own partition: `merge_partition_predicates` adds
       `DBT_INTERNAL_DEST.ingest_date in (<dates of the new rows>)` to the ON clause, which Spark
       pushes down to Iceberg as a partition filter on the target scan.
-
     - When no row the model holds can change on this run (`rows_only_added`: batches arrived in
       order), the merge only inserts the rows whose key the target lacks. Spark plans such a
       MERGE as an anti join and an append: no pass over the target to find the files to
