@@ -401,8 +401,11 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
         "Silver and Gold models only, Spark start included), `lake tests`, `warehouse build` "
         "(`lakehouse dbt run --target warehouse`: the marts on DuckDB), `warehouse tests`, "
         "`report`, then the DuckDB baseline. Peak MB is the largest sum of VmRSS over the "
-        "command's process tree (the Spark JVM included), sampled every 100 ms. CPU s is user + "
-        "system time of the tree.",
+        "command's process tree (the Spark JVM included), sampled every 100 ms; a vfork child "
+        "of the JVM (how it starts `chmod`), which shares the JVM's memory until it execs, is "
+        "counted once (runs before 2026-11-30 17:30 counted it twice when a sample caught one, "
+        "hence their 5.5 M peaks of 6-9 GB; bench/memory.py). CPU s is user + system time of "
+        "the tree.",
         "",
     ]
     for run, scale in per_scale.values():

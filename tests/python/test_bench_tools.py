@@ -66,6 +66,24 @@ def test_meter_sees_a_grandchild(tmp_path: Path) -> None:
     assert len(memory.loadavg()) == 3
 
 
+def test_a_vfork_child_is_counted_once_with_its_parent() -> None:
+    """The JVM spawns `chmod` through a vfork child that shares its address space until it
+    execs: seen by a sample, it carries the JVM's whole RSS and must not double the peak. A
+    child that runs another program, or a fork with its own address space, is counted."""
+    gib = 2**30
+    jvm = memory.Sampled(pid=10, ppid=1, exe="/jdk/bin/java", rss=3 * gib, vms=9 * gib)
+    vfork_child = memory.Sampled(11, 10, "/jdk/bin/java", 3 * gib + 4096, 9 * gib)
+    chmod = memory.Sampled(12, 10, "/usr/bin/chmod", 2**20, 8 * 2**20)
+    python = memory.Sampled(1, 0, "/usr/bin/python3.11", 200 * 2**20, gib)
+    fork_worker = memory.Sampled(13, 1, "/usr/bin/python3.11", 150 * 2**20, gib + 2**20)
+    assert memory.tree_rss([python, jvm, vfork_child]) == python.rss + jvm.rss
+    assert memory.tree_rss([python, jvm, chmod, fork_worker]) == (
+        python.rss + jvm.rss + chmod.rss + fork_worker.rss
+    )
+    # the child of a process the sample did not see (it ended meanwhile) is counted
+    assert memory.tree_rss([vfork_child]) == vfork_child.rss
+
+
 def test_meter_reports_a_failure(tmp_path: Path) -> None:
     measured = memory.run_measured(["sh", "-c", "exit 3"], os.environ, tmp_path, tmp_path / "l")
     assert measured.returncode == 3
