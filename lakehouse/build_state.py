@@ -36,6 +36,9 @@ from typing import Any
 
 from lakehouse.settings import Paths
 
+# The local lake target's name (its state file is `_runs/lake.state.json`).
+LAKE = "lake"
+
 # Everything of the dbt project that changes what a build computes or checks.
 CODE_PATHS = (
     "dbt_project.yml",
@@ -93,6 +96,21 @@ def lake_inputs(lake: Paths) -> str:
     return _digest(p.name.encode() for p in entries)
 
 
+def ledger_batches(lake: Paths) -> list[str]:
+    """The ids of the committed Bronze batches (a ledger entry is `<batch_id>.json`)."""
+    return sorted(p.stem for p in lake.ledger.glob("*.json")) if lake.ledger.is_dir() else []
+
+
+def unbuilt_rows(lake: Paths) -> int:
+    """Rows of the Bronze batches the last successful lake build did not build (all of them when
+    no build is recorded): what the next lake build reads, besides the narrow history its
+    incremental models look up. Read before the JVM starts, to choose its JIT."""
+    state = state_file(lake, LAKE)
+    built = set(json.loads(state.read_text()).get("batches", [])) if state.is_file() else set()
+    entries = lake.ledger.glob("*.json") if lake.ledger.is_dir() else []
+    return sum(int(json.loads(p.read_text())["rows"]) for p in entries if p.stem not in built)
+
+
 def warehouse_inputs(lake: Paths) -> str:
     """The Gold tables' current state as the lake build published it (metadata file per table)."""
     manifest = lake.warehouse / "_gold_manifest"
@@ -124,9 +142,14 @@ def _write(path: Path, content: dict[str, Any]) -> None:
     temporary.replace(path)
 
 
-def record(state: Path, fingerprints: Fingerprints) -> None:
-    """Called after a successful build only."""
-    _write(state, {"code": fingerprints.code, "inputs": fingerprints.inputs})
+def record(state: Path, fingerprints: Fingerprints, batches: list[str] | None = None) -> None:
+    """Called after a successful build only; a lake build also records the batches it built
+    (`ledger_batches` as planned: a batch landed during the build counts as built, which only
+    makes the next build's JIT choice err towards C1)."""
+    content: dict[str, Any] = {"code": fingerprints.code, "inputs": fingerprints.inputs}
+    if batches is not None:
+        content["batches"] = batches
+    _write(state, content)
 
 
 def unit_tests_file(target_folder: Path) -> Path:

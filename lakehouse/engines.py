@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from lakehouse.build_state import unbuilt_rows
 from lakehouse.jvm import driver_java_options, java_home, jit_java_options, launcher_java_options
 from lakehouse.settings import Paths, ledger_entries, paths, profiles_dir, project_dir
 
@@ -106,9 +107,13 @@ def bronze_rows(lake: Paths) -> int:
     return sum(int(entry["rows"]) for entry in ledger_entries(lake))
 
 
-def engine_environment(lake: Paths | None = None) -> dict[str, str]:
-    """The environment variables dbt's local targets read (profiles/profiles.yml)."""
+def engine_environment(
+    lake: Paths | None = None, reads_all_batches: bool = False
+) -> dict[str, str]:
+    """The environment variables dbt's local targets read (profiles/profiles.yml).
+    `reads_all_batches`: the command rebuilds every batch (--full-refresh), which sizes the JIT."""
     lake = lake or paths()
+    rows_to_read = bronze_rows(lake) if reads_all_batches else unbuilt_rows(lake)
     lake.home.mkdir(parents=True, exist_ok=True)
     return {
         "LAKEHOUSE_HOME": str(lake.home),
@@ -116,8 +121,9 @@ def engine_environment(lake: Paths | None = None) -> dict[str, str]:
         "LAKEHOUSE_ICEBERG_JAR": str(iceberg_jar()),
         # class-data sharing for the Spark JVMs, when `make setup` built archives for these jars
         "LAKEHOUSE_SPARK_CDS_OPTIONS": driver_java_options(),
-        # C1-only JIT for a small lake, the default tiered JIT for a large one
-        "LAKEHOUSE_SPARK_JIT_OPTIONS": jit_java_options(bronze_rows(lake)),
+        # C1-only JIT for a small build (a small lake, or new batches on a built one), the
+        # default tiered JIT for a large one
+        "LAKEHOUSE_SPARK_JIT_OPTIONS": jit_java_options(rows_to_read),
         "SPARK_LAUNCHER_OPTS": launcher_java_options(),
         "LAKEHOUSE_DUCKDB_EXTENSIONS": str(prepare_duckdb_extensions(lake.duckdb_extensions)),
         "DBT_PROFILES_DIR": str(profiles_dir()),
@@ -125,8 +131,10 @@ def engine_environment(lake: Paths | None = None) -> dict[str, str]:
     }
 
 
-def apply_engine_environment(lake: Paths | None = None) -> dict[str, str]:
+def apply_engine_environment(
+    lake: Paths | None = None, reads_all_batches: bool = False
+) -> dict[str, str]:
     """Export the engine environment into this process (dbt runs in-process)."""
-    env = engine_environment(lake)
+    env = engine_environment(lake, reads_all_batches)
     os.environ.update(env)
     return env

@@ -23,7 +23,7 @@ from lakehouse.settings import Paths, ledger_entries, paths, profiles_dir, proje
 
 log = logging.getLogger(__name__)
 
-LAKE_TARGET = "lake"
+LAKE_TARGET = build_state.LAKE
 WAREHOUSE_TARGET = "warehouse"
 
 
@@ -63,7 +63,7 @@ def run_dbt(args: Sequence[str], target: str | None = None, lake: Paths | None =
     """Run one dbt command in-process against this project and fail loudly if it fails."""
     from dbt.cli.main import dbtRunner
 
-    apply_engine_environment(lake)
+    apply_engine_environment(lake, reads_all_batches="--full-refresh" in args)
     ran_on = effective_target(args, target)
     command = [
         *args,
@@ -163,6 +163,7 @@ def build(
         fingerprints = build_state.Fingerprints(
             build_state.code_fingerprint(project_dir(), target, dbt_vars), inputs(lake)
         )
+        built = build_state.ledger_batches(lake) if target == LAKE_TARGET else None
         plan = build_state.plan(state, fingerprints, full_refresh)
         timings.notes.append(f"{stage}: {plan.action.value} ({plan.reason})")
         with recorded(target, plan.action.value, plan.reason, lake):
@@ -176,7 +177,7 @@ def build(
                     run_dbt(["build", *extra, *selection.args], target=target)
                 if target == LAKE_TARGET:
                     write_lake_summary()
-                build_state.record(state, fingerprints)
+                build_state.record(state, fingerprints, built)
                 if not selection.leaves_out_unit_tests:
                     build_state.record_unit_tests(target_path(target), fingerprints.code)
         timings.measure(stage, started)

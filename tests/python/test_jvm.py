@@ -99,6 +99,35 @@ def test_a_large_lake_keeps_the_tiered_jit(tmp_path: Path) -> None:
     assert engine_environment(Paths(tmp_path / "large"))["LAKEHOUSE_SPARK_JIT_OPTIONS"] == ""
 
 
+def test_new_batches_on_a_built_lake_get_c1_only_unless_everything_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    """The JIT follows what the first build reads: on a large lake whose batches the last lake
+    build recorded, a small new batch (a watch cycle) gets C1; a large new batch, or a full
+    refresh that reads every batch again, keeps the tiered JIT."""
+    from lakehouse import build_state
+    from lakehouse.engines import engine_environment
+    from lakehouse.settings import Paths
+
+    lake = Paths(tmp_path / "lake")
+    _land(lake.home, 5_500_680, 55_007)
+    history = build_state.Fingerprints(code="c", inputs="i")
+    state = build_state.state_file(lake, build_state.LAKE)
+
+    def jit(reads_all_batches: bool = False) -> str:
+        return engine_environment(lake, reads_all_batches)["LAKEHOUSE_SPARK_JIT_OPTIONS"]
+
+    assert build_state.unbuilt_rows(lake) == 5_555_687 and jit() == ""
+    build_state.record(state, history, ["batch0"])
+    assert build_state.unbuilt_rows(lake) == 55_007
+    assert "-XX:TieredStopAtLevel=1" in jit()
+    assert jit(reads_all_batches=True) == ""
+    build_state.record(state, history, ["batch1"])
+    assert build_state.unbuilt_rows(lake) == 5_500_680 and jit() == ""
+    build_state.record(state, history, build_state.ledger_batches(lake))
+    assert build_state.unbuilt_rows(lake) == 0
+
+
 def test_the_users_java_options_come_after_the_chosen_ones() -> None:
     """A flag in LAKEHOUSE_SPARK_JAVA_OPTIONS overrides the JIT choice: the JVM takes the last."""
     import yaml
