@@ -34,7 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from lakehouse.settings import Paths
+from lakehouse.settings import Paths, ledger_entries
 
 # The local lake target's name (its state file is `_runs/lake.state.json`).
 LAKE = "lake"
@@ -90,25 +90,26 @@ def code_fingerprint(project: Path, target: str, dbt_vars: dict[str, Any] | None
     return _digest(chunks)
 
 
-def lake_inputs(lake: Paths) -> str:
-    """The committed Bronze batches: ledger entries are written once and never changed."""
-    entries = sorted(lake.ledger.glob("*.json")) if lake.ledger.is_dir() else []
-    return _digest(p.name.encode() for p in entries)
-
-
 def ledger_batches(lake: Paths) -> list[str]:
     """The ids of the committed Bronze batches (a ledger entry is `<batch_id>.json`)."""
     return sorted(p.stem for p in lake.ledger.glob("*.json")) if lake.ledger.is_dir() else []
 
 
-def unbuilt_rows(lake: Paths) -> int:
-    """Rows of the Bronze batches the last successful lake build did not build (all of them when
-    no build is recorded): what the next lake build reads, besides the narrow history its
-    incremental models look up. Read before the JVM starts, to choose its JIT."""
+def lake_inputs(lake: Paths) -> str:
+    """The committed Bronze batches: ledger entries are written once and never changed."""
+    return _digest(f"{batch}.json".encode() for batch in ledger_batches(lake))
+
+
+def rows_to_build(lake: Paths, all_batches: bool = False) -> int:
+    """Rows of the Bronze batches the next lake build reads: every batch with `all_batches`
+    (--full-refresh) or when no build is recorded, else those the last successful lake build
+    did not build (besides them it looks up only narrow history). Read before the JVM starts,
+    to choose its JIT."""
     state = state_file(lake, LAKE)
-    built = set(json.loads(state.read_text()).get("batches", [])) if state.is_file() else set()
-    entries = lake.ledger.glob("*.json") if lake.ledger.is_dir() else []
-    return sum(int(json.loads(p.read_text())["rows"]) for p in entries if p.stem not in built)
+    built = set()
+    if state.is_file() and not all_batches:
+        built = set(json.loads(state.read_text()).get("batches", []))
+    return sum(int(e["rows"]) for e in ledger_entries(lake) if e["batch_id"] not in built)
 
 
 def warehouse_inputs(lake: Paths) -> str:

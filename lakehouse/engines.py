@@ -12,9 +12,9 @@ from pathlib import Path
 
 import duckdb
 
-from lakehouse.build_state import unbuilt_rows
+from lakehouse.build_state import rows_to_build
 from lakehouse.jvm import driver_java_options, java_home, jit_java_options, launcher_java_options
-from lakehouse.settings import Paths, ledger_entries, paths, profiles_dir, project_dir
+from lakehouse.settings import Paths, paths, profiles_dir, project_dir
 
 ICEBERG_JAR = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 DUCKDB_EXTENSIONS = ("avro", "iceberg")
@@ -102,18 +102,12 @@ def wait_until_writable(path: Path, timeout_s: float | None = None) -> bool:
     return True
 
 
-def bronze_rows(lake: Paths) -> int:
-    """Rows committed to Bronze, from the ledger (a few small JSON files; no engine)."""
-    return sum(int(entry["rows"]) for entry in ledger_entries(lake))
-
-
 def engine_environment(
     lake: Paths | None = None, reads_all_batches: bool = False
 ) -> dict[str, str]:
     """The environment variables dbt's local targets read (profiles/profiles.yml).
     `reads_all_batches`: the command rebuilds every batch (--full-refresh), which sizes the JIT."""
     lake = lake or paths()
-    rows_to_read = bronze_rows(lake) if reads_all_batches else unbuilt_rows(lake)
     lake.home.mkdir(parents=True, exist_ok=True)
     return {
         "LAKEHOUSE_HOME": str(lake.home),
@@ -123,7 +117,7 @@ def engine_environment(
         "LAKEHOUSE_SPARK_CDS_OPTIONS": driver_java_options(),
         # C1-only JIT for a small build (a small lake, or new batches on a built one), the
         # default tiered JIT for a large one
-        "LAKEHOUSE_SPARK_JIT_OPTIONS": jit_java_options(rows_to_read),
+        "LAKEHOUSE_SPARK_JIT_OPTIONS": jit_java_options(rows_to_build(lake, reads_all_batches)),
         "SPARK_LAUNCHER_OPTS": launcher_java_options(),
         "LAKEHOUSE_DUCKDB_EXTENSIONS": str(prepare_duckdb_extensions(lake.duckdb_extensions)),
         "DBT_PROFILES_DIR": str(profiles_dir()),

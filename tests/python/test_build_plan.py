@@ -90,13 +90,15 @@ def test_new_data_under_the_same_code_runs_the_new_data_selector(
     home = tmp_path / "home"
     build_in(home, monkeypatch)
     (home / "bronze" / "_ledger" / "walmart_sales").mkdir(parents=True)
-    (home / "bronze" / "_ledger" / "walmart_sales" / "b1.json").write_text('{"rows": 7}')
+    (home / "bronze" / "_ledger" / "walmart_sales" / "b1.json").write_text(
+        '{"batch_id": "b1", "rows": 7}'
+    )
     lake = pipeline.paths()
-    assert build_state.unbuilt_rows(lake) == 7  # what sizes the next JVM's JIT
+    assert build_state.rows_to_build(lake) == 7  # what sizes the next JVM's JIT
     dbt_calls.clear()
     build_in(home, monkeypatch)
     assert dbt_calls[0][:3] == ["build", "--selector", "lake_new_batches"]
-    assert build_state.unbuilt_rows(lake) == 0  # the build recorded the batch it built
+    assert build_state.rows_to_build(lake) == 0  # the build recorded the batch it built
 
     dbt_calls.clear()
     build_in(home, monkeypatch)  # nothing new: dbt is not called at all

@@ -69,13 +69,15 @@ def test_the_archive_make_setup_built_is_mapped_by_the_jvm() -> None:
 
 
 def _land(home: Path, *rows: int) -> None:
-    """Ledger entries as the landing writes them (only `rows` matters here)."""
+    """Ledger entries as the landing writes them (only the id and `rows` matter here)."""
     from lakehouse.settings import Paths
 
     ledger = Paths(home).ledger
     ledger.mkdir(parents=True)
     for number, count in enumerate(rows):
-        (ledger / f"batch{number}.json").write_text(json.dumps({"rows": count}))
+        (ledger / f"batch{number}.json").write_text(
+            json.dumps({"batch_id": f"batch{number}", "rows": count})
+        )
 
 
 def test_a_small_lake_gets_c1_only_with_the_full_code_cache(tmp_path: Path) -> None:
@@ -117,15 +119,15 @@ def test_new_batches_on_a_built_lake_get_c1_only_unless_everything_is_rebuilt(
     def jit(reads_all_batches: bool = False) -> str:
         return engine_environment(lake, reads_all_batches)["LAKEHOUSE_SPARK_JIT_OPTIONS"]
 
-    assert build_state.unbuilt_rows(lake) == 5_555_687 and jit() == ""
+    assert build_state.rows_to_build(lake) == 5_555_687 and jit() == ""
     build_state.record(state, history, ["batch0"])
-    assert build_state.unbuilt_rows(lake) == 55_007
+    assert build_state.rows_to_build(lake) == 55_007
     assert "-XX:TieredStopAtLevel=1" in jit()
     assert jit(reads_all_batches=True) == ""
     build_state.record(state, history, ["batch1"])
-    assert build_state.unbuilt_rows(lake) == 5_500_680 and jit() == ""
+    assert build_state.rows_to_build(lake) == 5_500_680 and jit() == ""
     build_state.record(state, history, build_state.ledger_batches(lake))
-    assert build_state.unbuilt_rows(lake) == 0
+    assert build_state.rows_to_build(lake) == 0
 
 
 def test_the_users_java_options_come_after_the_chosen_ones() -> None:
