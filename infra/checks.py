@@ -1,11 +1,12 @@
 """Offline security checks of the lakehouse CloudFormation templates (no AWS account needed).
 
-The templates are rendered for a concrete parameter set by a small evaluator of the intrinsic
-functions they use (Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Join, Fn::ImportValue, conditions), which
-also enforces parameter AllowedPatterns and the template's Rules as CloudFormation does before a
-deploy; then each check reads the rendered resources and returns a list of violations (empty =
-pass). Every check is a plain function of a template dict, so a test can mutate a copy and see the
-check fail.
+The templates are rendered for a concrete parameter set by cloud-radar (its Template: Ref, Fn::Sub,
+Fn::GetAtt, Fn::If, Fn::ImportValue, conditions, and the parameters' AllowedPattern, AllowedValues
+and AWS-specific types checked as CloudFormation does before a deploy). What is left here is the
+glue cloud-radar does not do: the resources' physical names and ARNs (it gives a logical id unless
+told them), the template's Rules (it ignores them) and the rendered dict the checks read. Then each
+check reads the rendered resources and returns a list of violations (empty = pass). Every check is
+a plain function of a template dict, so a test can mutate a copy and see the check fail.
 
 Two layers check the templates. checkov (the `checkov` gate, its own .venv-checkov, skips in
 infra/.checkov.yaml) runs the generic checks on the templates as written: public access blocks,
@@ -24,14 +25,20 @@ tests/python/test_infra.py runs the same checks, plus cfn-lint and mutation test
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import io
+import json
 import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+from cfn_tools import load_yaml
+from cloud_radar.cf.unit import Template
+from cloud_radar.cf.unit import functions as cfn_functions
 
 INFRA_DIR = Path(__file__).resolve().parent
 LAKE_TEMPLATE = INFRA_DIR / "lake.yaml"
@@ -41,256 +48,141 @@ FAKE_ACCOUNT = "123456789012"
 FAKE_REGION = "eu-west-1"
 PARTITION = "aws"
 FAKE_KMS_KEY = f"arn:aws:kms:{FAKE_REGION}:{FAKE_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-# The warehouse's network parameters have no defaults (a deploy must name them): example values.
+# The warehouse's network parameters have no defaults (a deploy must name them): example values, in
+# the format of their AWS-specific parameter types (hex ids), which the renderer checks.
 FAKE_NETWORK = {
-    "VpcId": "vpc-0example000000001",
-    "SubnetIds": "subnet-0example000000001,subnet-0example000000002,subnet-0example000000003",
+    "VpcId": "vpc-0123456789abcdef0",
+    "SubnetIds": "subnet-0123456789abcdef0,subnet-0123456789abcdef1,subnet-0123456789abcdef2",
     "ClientCidr": "10.0.0.0/16",
 }
 
 # ---------------------------------------------------------------------------------------------
-# Loading: YAML short-form tags (!Sub, !Ref, ...) become the long form ({"Fn::Sub": ...}).
+# Rendering: cloud-radar resolves the intrinsic functions for one parameter set.
 # ---------------------------------------------------------------------------------------------
-
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else ("Condition" if suffix == "Condition" else f"Fn::{suffix}")
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
-def load_template(path: Path | str) -> dict[str, Any]:
-    """The template as a dict with long-form intrinsic functions."""
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering: resolve the intrinsic functions for one parameter set.
-# ---------------------------------------------------------------------------------------------
-
-
-class _NoValue:
-    def __repr__(self) -> str:
-        return "AWS::NoValue"
-
-
-NO_VALUE = _NoValue()
-_SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
 class RenderError(ValueError):
-    pass
+    """A parameter set CloudFormation would refuse before creating anything (a value its parameter
+    does not allow, a missing value or import, a broken Rule)."""
 
 
-class _Renderer:
-    def __init__(
-        self,
-        template: dict[str, Any],
-        parameters: dict[str, Any],
-        imports: dict[str, str],
-        account: str,
-        region: str,
-        stack_name: str,
-    ) -> None:
-        self.template = template
-        self.resources: dict[str, Any] = template.get("Resources", {})
-        self.imports = imports
-        self.stack_name = stack_name
-        self.values: dict[str, Any] = {
-            "AWS::AccountId": account,
-            "AWS::Region": region,
-            "AWS::Partition": PARTITION,
-            "AWS::StackName": stack_name,
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": NO_VALUE,
+def _quietly(make: Callable[[], Template]) -> Template:
+    # cloud-radar 0.17 prints every Template it constructs (HookProcessor.evaluate_template_hooks).
+    with contextlib.redirect_stdout(io.StringIO()):
+        return make()
+
+
+@functools.cache
+def _parsed(path: Path, modified: int) -> str:
+    # cfn-flip's loader (the one cloud-radar's Template.from_yaml uses, which parses twice more),
+    # as JSON: plain dicts instead of its ODicts, which cloud-radar cannot copy through YAML.
+    return json.dumps(load_yaml(path.read_text(encoding="utf-8")), default=str)
+
+
+def load_template(path: Path | str) -> dict[str, Any]:
+    """The template as a dict with long-form intrinsic functions (cfn-flip reads the short forms);
+    a fresh copy each call, parsed once per version of the file."""
+    path = Path(path).resolve()
+    template: dict[str, Any] = json.loads(_parsed(path, path.stat().st_mtime_ns))
+    return template
+
+
+def _rendered(
+    template: dict[str, Any],
+    parameters: dict[str, Any],
+    imports: dict[str, str],
+    account: str,
+    region: str,
+    stack_name: str,
+) -> Template:
+    """cloud-radar's Template rendered for one parameter set; its .template is the result.
+    Template.render rather than create_stack, which returns the dict alone: the Rules and the
+    parameters' values are read through the rendered Template. The account and stack name are set
+    on this instance: the class attributes are every Template's defaults."""
+    stack = _quietly(lambda: Template(copy.deepcopy(template), imports=imports))
+    stack.AccountId = account
+    stack.StackName = stack_name
+    # cloud-radar's Fn::GetAZs downloads region data: refused (ValueError), nothing downloads here.
+    stack.allowed_functions = {
+        name: function for name, function in stack.allowed_functions.items() if name != "Fn::GetAZs"
+    }
+    try:
+        stack.render(parameters, region=region)
+    except (ValueError, KeyError, TypeError) as error:
+        raise RenderError(str(error)) from error
+    return stack
+
+
+def _assert_rules(stack: Template) -> None:
+    """cloud-radar leaves the Rules section alone: assert each rule, with its condition functions,
+    as CloudFormation does before a deploy."""
+    for name, rule in stack.template.get("Rules", {}).items():
+        condition = rule.get("RuleCondition", True)
+        if not stack.resolve_values(copy.deepcopy(condition)):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not stack.resolve_values(copy.deepcopy(assertion["Assert"])):
+                description = assertion.get("AssertDescription", "assertion failed")
+                raise RenderError(f"rule {name}: {description}")
+
+
+# The property CloudFormation takes a resource's physical name from; other resources (or without
+# it) are named <stack>-<LogicalId> (CloudFormation adds a random suffix).
+_NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::RedshiftServerless::Namespace": "NamespaceName",
+    "AWS::RedshiftServerless::Workgroup": "WorkgroupName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+}
+
+
+def security_group_id(logical_id: str) -> str:
+    """The GroupId a rendered security group gets."""
+    return f"sg-{logical_id.lower()}"
+
+
+def _names_only(template: dict[str, Any]) -> dict[str, Any]:
+    """The template cut down to what the physical names depend on (parameters, conditions, each
+    resource's name property) and its Rules: a first rendering of it is cheap."""
+    resources = {}
+    for logical_id, resource in template["Resources"].items():
+        name = _NAME_PROPERTIES.get(resource["Type"])
+        properties = resource.get("Properties", {})
+        resources[logical_id] = {
+            **{key: resource[key] for key in ("Type", "Condition") if key in resource},
+            "Properties": {name: properties[name]} if name in properties else {},
         }
-        for name, spec in template.get("Parameters", {}).items():
-            value = parameters.get(name, spec.get("Default"))
-            if value is None:
-                raise RenderError(f"parameter {name} has no value and no default")
-            pattern = spec.get("AllowedPattern")
-            if pattern and not re.fullmatch(pattern, str(value)):
-                raise RenderError(f"parameter {name}={value!r} does not match {pattern}")
-            kind = str(spec.get("Type", ""))
-            if (kind == "CommaDelimitedList" or kind.startswith("List<")) and isinstance(
-                value, str
-            ):
-                value = value.split(",")
-            self.values[name] = value
-        unknown = set(parameters) - set(template.get("Parameters", {}))
-        if unknown:
-            raise RenderError(f"unknown parameters {sorted(unknown)}")
-        self.conditions: dict[str, bool] = {}
-        for name in template.get("Conditions", {}):
-            self.condition(name)
-        for name, rule in template.get("Rules", {}).items():
-            if "RuleCondition" in rule and not self.eval_condition(rule["RuleCondition"]):
-                continue
-            for assertion in rule.get("Assertions", []):
-                if not self.eval_condition(assertion["Assert"]):
-                    raise RenderError(
-                        f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}"
-                    )
+    kept = ("Parameters", "Conditions", "Rules")
+    return {**{key: template[key] for key in kept if key in template}, "Resources": resources}
 
-    # -- conditions ------------------------------------------------------------------------
-    def condition(self, name: str) -> bool:
-        if name not in self.conditions:
-            self.conditions[name] = bool(self.eval_condition(self.template["Conditions"][name]))
-        return self.conditions[name]
 
-    def eval_condition(self, node: Any) -> Any:
-        if isinstance(node, dict) and len(node) == 1:
-            ((key, arg),) = node.items()
-            if key == "Fn::Equals":
-                left, right = (self.resolve(a) for a in arg)
-                return str(left) == str(right)
-            if key == "Fn::Not":
-                return not self.eval_condition(arg[0])
-            if key == "Fn::And":
-                return all(self.eval_condition(a) for a in arg)
-            if key == "Fn::Or":
-                return any(self.eval_condition(a) for a in arg)
-            if key == "Condition":
-                return self.condition(arg)
-        return self.resolve(node)
-
-    # -- references ------------------------------------------------------------------------
-    def physical_name(self, logical_id: str) -> str:
-        resource = self.resources[logical_id]
-        props = resource.get("Properties", {})
+def _physical_ids(
+    rendered: dict[str, Any], account: str, region: str, stack_name: str
+) -> dict[str, dict[str, Any]]:
+    """cloud-radar's Cloud-Radar metadata (what Ref and Fn::GetAtt give) for every resource of a
+    first rendering: physical names and the ARNs and ids the checks compare."""
+    metadata = {}
+    for logical_id, resource in rendered["Resources"].items():
         kind = resource["Type"]
-        named = {
-            "AWS::S3::Bucket": "BucketName",
-            "AWS::RedshiftServerless::Namespace": "NamespaceName",
-            "AWS::RedshiftServerless::Workgroup": "WorkgroupName",
-            "AWS::IAM::Role": "RoleName",
-            "AWS::Logs::LogGroup": "LogGroupName",
-        }
-        if kind in named and named[kind] in props:
-            return str(self.resolve(props[named[kind]]))
-        return f"{self.stack_name}-{logical_id}"
-
-    def ref(self, name: str) -> Any:
-        if name in self.values:
-            return self.values[name]
-        if name not in self.resources:
-            raise RenderError(f"Ref to unknown name {name}")
-        kind = self.resources[name]["Type"]
-        if kind == "AWS::IAM::ManagedPolicy":
-            account = self.values["AWS::AccountId"]
-            return f"arn:{PARTITION}:iam::{account}:policy/{self.physical_name(name)}"
-        return self.physical_name(name)
-
-    def get_att(self, logical_id: str, attribute: str) -> str:
-        if logical_id not in self.resources:
-            raise RenderError(f"GetAtt of unknown resource {logical_id}")
-        kind = self.resources[logical_id]["Type"]
-        account = self.values["AWS::AccountId"]
-        if attribute == "Arn" and kind == "AWS::S3::Bucket":
-            return f"arn:{PARTITION}:s3:::{self.physical_name(logical_id)}"
-        if attribute == "Arn" and kind == "AWS::IAM::Role":
-            return f"arn:{PARTITION}:iam::{account}:role/{self.physical_name(logical_id)}"
-        if attribute == "GroupId" and kind == "AWS::EC2::SecurityGroup":
-            return f"sg-{logical_id.lower()}"
-        if attribute == "Workgroup.WorkgroupArn":
-            region = self.values["AWS::Region"]
-            workgroup_id = f"{logical_id.lower()}-0000"
-            return (
-                f"arn:{PARTITION}:redshift-serverless:{region}:{account}:workgroup/{workgroup_id}"
-            )
-        return f"<{logical_id}.{attribute}>"
-
-    def substitute(self, text: str, local: dict[str, Any]) -> str:
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in local:
-                return str(local[name])
-            if name in self.values or name in self.resources:
-                return str(self.ref(name))
-            if "." in name:
-                logical_id, attribute = name.split(".", 1)
-                return self.get_att(logical_id, attribute)
-            raise RenderError(f"Fn::Sub of unknown name {name}")
-
-        return _SUB_VAR.sub(replace, text).replace("${!", "${")
-
-    # -- everything ------------------------------------------------------------------------
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, list):
-            items = [self.resolve(item) for item in node]
-            return [item for item in items if item is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((key, arg),) = node.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                parts = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(parts[0], parts[1])
-            if key == "Fn::Sub":
-                if isinstance(arg, str):
-                    return self.substitute(arg, {})
-                text, local = arg
-                return self.substitute(text, {k: self.resolve(v) for k, v in local.items()})
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return self.resolve(when_true if self.condition(name) else when_false)
-            if key == "Fn::Join":
-                separator, items = arg
-                return separator.join(str(item) for item in self.resolve(items))
-            if key == "Fn::Select":
-                index, items = arg
-                return self.resolve(items)[int(self.resolve(index))]
-            if key == "Fn::Split":
-                separator, text = arg
-                return str(self.resolve(text)).split(separator)
-            if key == "Fn::ImportValue":
-                export = self.resolve(arg)
-                if export not in self.imports:
-                    raise RenderError(f"no value given for the import {export}")
-                return self.imports[export]
-        resolved = {key: self.resolve(value) for key, value in node.items()}
-        return {key: value for key, value in resolved.items() if value is not NO_VALUE}
-
-    def render(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"Resources": {}, "Outputs": {}, "Parameters": {}}
-        out["Parameters"] = {
-            name: self.values[name] for name in self.template.get("Parameters", {})
-        }
-        out["PhysicalIds"] = {lid: self.ref(lid) for lid in self.resources}
-        out["RoleArns"] = {
-            lid: self.get_att(lid, "Arn")
-            for lid, r in self.resources.items()
-            if r["Type"] == "AWS::IAM::Role"
-        }
-        for logical_id, resource in self.resources.items():
-            if "Condition" in resource and not self.condition(resource["Condition"]):
-                continue
-            rendered = {"Type": resource["Type"]}
-            rendered["Properties"] = self.resolve(resource.get("Properties", {}))
-            out["Resources"][logical_id] = rendered
-        for name, output in self.template.get("Outputs", {}).items():
-            if "Condition" in output and not self.condition(output["Condition"]):
-                continue
-            out["Outputs"][name] = self.resolve(output)
-        return out
+        name = str(
+            resource["Properties"].get(_NAME_PROPERTIES.get(kind), f"{stack_name}-{logical_id}")
+        )
+        iam = f"arn:{PARTITION}:iam::{account}"
+        workgroup = f"{logical_id.lower()}-0000"
+        attributes = {
+            "AWS::S3::Bucket": {"Arn": f"arn:{PARTITION}:s3:::{name}"},
+            "AWS::IAM::Role": {"Arn": f"{iam}:role/{name}"},
+            "AWS::EC2::SecurityGroup": {"GroupId": security_group_id(logical_id)},
+            "AWS::RedshiftServerless::Workgroup": {
+                "Workgroup.WorkgroupArn": (
+                    f"arn:{PARTITION}:redshift-serverless:{region}:{account}:workgroup/{workgroup}"
+                )
+            },
+        }.get(kind, {})
+        ref = f"{iam}:policy/{name}" if kind == "AWS::IAM::ManagedPolicy" else name
+        metadata[logical_id] = {"ref": ref, "attribute-values": attributes}
+    return metadata
 
 
 def render(
@@ -302,10 +194,34 @@ def render(
     region: str = FAKE_REGION,
     stack_name: str = "lakehouse-dev-lake",
 ) -> dict[str, Any]:
-    """The template with every intrinsic function resolved for `parameters` (defaults otherwise)."""
-    return _Renderer(
-        template, parameters or {}, imports or {}, account, region, stack_name
-    ).render()
+    """The template with every intrinsic function resolved for `parameters` (defaults otherwise):
+    Parameters (name -> value), the deployed Resources (Type, Properties), Outputs, and the
+    PhysicalIds (what Ref gives) and RoleArns of the deployed resources."""
+    where = (parameters or {}, imports or {}, account, region, stack_name)
+    first = _rendered(_names_only(template), *where)
+    _assert_rules(first)
+    metadata = _physical_ids(first.template, account, region, stack_name)
+    named = copy.deepcopy(template)
+    for logical_id, cloud_radar in metadata.items():
+        named["Resources"][logical_id].setdefault("Metadata", {})["Cloud-Radar"] = cloud_radar
+    stack = _rendered(named, *where)
+    resources = stack.template["Resources"]
+    return {
+        "Parameters": {
+            name: cfn_functions.ref(stack, name) for name in stack.template.get("Parameters", {})
+        },
+        "PhysicalIds": {logical_id: meta["ref"] for logical_id, meta in metadata.items()},
+        "RoleArns": {
+            logical_id: meta["attribute-values"]["Arn"]
+            for logical_id, meta in metadata.items()
+            if resources[logical_id]["Type"] == "AWS::IAM::Role"
+        },
+        "Resources": {
+            logical_id: {"Type": resource["Type"], "Properties": resource["Properties"]}
+            for logical_id, resource in resources.items()
+        },
+        "Outputs": stack.template.get("Outputs", {}),
+    }
 
 
 def lake_exports(rendered_lake: dict[str, Any]) -> dict[str, str]:
@@ -953,14 +869,14 @@ def check_network(warehouse: dict[str, Any], template: dict[str, Any] | None = N
         if spec is None or "Default" in spec:
             violations.append(f"parameter {name} is missing or has a default")
     groups = resources_of_type(warehouse, "AWS::EC2::SecurityGroup")
-    group_ids = {f"sg-{lid.lower()}": lid for lid in groups}
+    group_ids = {security_group_id(lid): lid for lid in groups}
     ingress = [
         r["Properties"]
         for r in resources_of_type(warehouse, "AWS::EC2::SecurityGroupIngress").values()
     ]
     for lid, group in groups.items():
         ingress += [
-            {**rule, "GroupId": f"sg-{lid.lower()}"}
+            {**rule, "GroupId": security_group_id(lid)}
             for rule in group["Properties"].get("SecurityGroupIngress", [])
         ]
     for logical_id, workgroup in resources_of_type(

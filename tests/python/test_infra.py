@@ -296,8 +296,25 @@ def test_renderer_resolves_names_and_conditions() -> None:
     assert (
         objects["Resource"] == f"arn:aws:s3:::{bucket}/dev_gold/*"
     )  # imported from the lake stack
+    # Ref and Fn::GetAtt give physical names and ARNs (our glue around cloud-radar), not logical ids
+    assert lake["Resources"]["LakeBucketPolicy"]["Properties"]["Bucket"] == bucket
+    runtime_role = lake["PhysicalIds"]["GlueRuntimeRole"]
+    assert runtime_role == "lakehouse-dev-lake-GlueRuntimeRole"
+    assert lake["Outputs"]["LakehouseGlueRoleArn"]["Value"] == (
+        f"arn:aws:iam::{checks.FAKE_ACCOUNT}:role/{runtime_role}"
+    )
+    assert lake["Outputs"]["DbtRunnerPolicyArn"]["Value"] == (
+        f"arn:aws:iam::{checks.FAKE_ACCOUNT}:policy/lakehouse-dev-lake-DbtRunnerPolicy"
+    )
+    assert warehouse["Resources"]["Namespace"]["Properties"]["IamRoles"] == [
+        warehouse["RoleArns"]["SpectrumRole"]
+    ]
+    assert warehouse["Resources"]["Workgroup"]["Properties"]["SecurityGroupIds"] == [
+        checks.security_group_id("WorkgroupSecurityGroup")
+    ]
     default_lake, _ = checks.render_both()
     assert "LakehouseSchemaPrefix" not in default_lake["Outputs"]
+    assert "DbtRunnerRole" not in default_lake["Resources"]  # Condition: HasRunner
     encryption = default_lake["Resources"]["LakeBucket"]["Properties"]["BucketEncryption"]
     assert encryption["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "AES256"
@@ -781,7 +798,8 @@ def test_check_catches_violation(mutation: str) -> None:
 )
 def test_a_deploy_cannot_leave_the_network_out(network: dict[str, Any]) -> None:
     """VpcId and SubnetIds have no default, a Rule requires an ingress source, the CIDR pattern
-    refuses /0: the renderer enforces these as CloudFormation does before creating anything."""
+    refuses /0: the renderer enforces these as CloudFormation does before creating anything
+    (cloud-radar the parameters, checks.py the Rule, which cloud-radar does not evaluate)."""
     template = checks.load_template(checks.WAREHOUSE_TEMPLATE)
     parameters = {**checks.FAKE_NETWORK, **network}
     for name in [n for n, v in network.items() if v is None]:
@@ -790,6 +808,14 @@ def test_a_deploy_cannot_leave_the_network_out(network: dict[str, Any]) -> None:
     with pytest.raises(checks.RenderError):
         checks.render(template, parameters, checks.lake_exports(lake))
     checks.render(template, checks.FAKE_NETWORK, checks.lake_exports(lake))  # the example passes
+
+
+def test_renderer_refuses_fn_getazs() -> None:
+    """cloud-radar's Fn::GetAZs downloads region data; the renderer refuses it instead."""
+    template = checks.load_template(checks.LAKE_TEMPLATE)
+    template["Outputs"]["Zones"] = {"Value": {"Fn::Select": [0, {"Fn::GetAZs": ""}]}}
+    with pytest.raises(checks.RenderError, match="Fn::GetAZs"):
+        checks.render(template)
 
 
 def test_network_check_notices_a_default_subnet_list() -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import boto3
 import pytest
+from cfnlint.helpers import REGEX_SUB_PARAMETERS  # ${Name} / ${Name.Attr} in an Fn::Sub
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "walmart_head_2000rows.csv"
@@ -88,7 +89,7 @@ def _references(node: Any) -> set[str]:
                 found.add(value[0] if isinstance(value, list) else value.split(".")[0])
             elif key == "Fn::Sub":
                 text = value if isinstance(value, str) else value[0]
-                found |= {name.split(".")[0] for name in checks._SUB_VAR.findall(text)}
+                found |= {name.split(".")[0] for name in REGEX_SUB_PARAMETERS.findall(text)}
                 found |= _references(value if isinstance(value, str) else value[1])
             else:
                 found |= _references(value)
