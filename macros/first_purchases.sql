@@ -27,59 +27,45 @@
 {%- endmacro %}
 
 {#
-    A select for the CTE `first_purchases`: per `key` (customer or product) and batch of `new_rows`, how many of
+    A select for the CTE `first_purchases`: per `key` (customer or product) and batch, how many of
     its `other` values (products or customers) the batch holds for the first time in all of
-    `history` (the fact table, which already holds the new rows; read on incremental runs only). Summed over batches, that is
-    the exact distinct count, without keeping a (customer, product) set beside the fact table.
-    "First" follows batch_order_key (the rows get `landed_at` from the ledger). A batch that sorts
-    before one the model holds (a backfill under an older date) makes its model re-read every
-    batch (incremental_batch_filter with ordered=true).
+    `history` (the fact table, which already holds the new rows; read on incremental runs only).
+    Summed over batches, that is the exact distinct count, without keeping a (customer, product)
+    set beside the fact table. "First" follows batch_order_key (the rows get `landed_at` from the
+    ledger). A batch that sorts before one the model holds (a backfill under an older date) makes
+    its model re-read every batch (incremental_batch_filter with ordered=true).
 
-    On an incremental run only the history of the pairs the new rows touch is grouped (a semi
-    join), so a 1% batch groups 1% of the pairs; the fact's two key columns are still read once.
-    On a first build or a full refresh the new rows are the whole history: one aggregation over
-    them, no join (at 5.5 M rows the join made each int_*_batch_sales model take 90 s).
+    Each pair's first batch is the minimum of batch_order_key over the pair's rows; a batch's count
+    is the number of pairs whose first batch it is. On an incremental run only the pairs the new
+    rows touch are grouped (a semi join on the fact's two key columns), so a 1% batch groups 1% of
+    the pairs; a touched pair first bought in an older batch yields a row for that older batch,
+    which the caller's join on (key, batch of the new rows) leaves out. Comparing each new pair with
+    its history instead (the earlier form) cost two more shuffles and a sort-merge join: the merge
+    source took 2.03 s against 1.63 s (medians, 550k rows, one 1% batch; docs/design-notes.md).
+    On a first build or a full refresh the
+    new rows are the whole history: one aggregation over them, no join (at 5.5 M rows the join
+    made each int_*_batch_sales model take 90 s).
 #}
 {% macro first_purchase_counts(new_rows, history, key, other) %}
-    {%- if not is_incremental() %}
     select
         {{ key }},
         first_seen.batch_id as batch_id,
         count(*) as first_purchase_count
     from (
         select
-            {{ key }},
-            {{ other }},
-            min({{ batch_order_key() }}) as first_seen
-        from {{ with_landed_at(new_rows) }} as timed_rows
-        group by {{ key }}, {{ other }}
-    ) as pair_history
-    group by {{ key }}, first_seen.batch_id
-    {%- else %}
-    select
-        new_pairs.{{ key }},
-        new_pairs.batch_id,
-        count(*) as first_purchase_count
-    from (
-        select distinct {{ key }}, {{ other }}, ingest_date, landed_at, batch_id
-        from {{ with_landed_at(new_rows) }} as timed_rows
-    ) as new_pairs
-    inner join (
-        select
-            history.{{ key }},
-            history.{{ other }},
-            min({{ batch_order_key('history') }}) as first_seen
-        from {{ with_landed_at(history) }} as history
+            pairs.{{ key }},
+            pairs.{{ other }},
+            min({{ batch_order_key('pairs') }}) as first_seen
+        {%- if is_incremental() %}
+        from {{ with_landed_at(history) }} as pairs
         left semi join {{ new_rows }} as touched
             on
-                history.{{ key }} = touched.{{ key }}
-                and history.{{ other }} = touched.{{ other }}
-        group by history.{{ key }}, history.{{ other }}
+                pairs.{{ key }} = touched.{{ key }}
+                and pairs.{{ other }} = touched.{{ other }}
+        {%- else %}
+        from {{ with_landed_at(new_rows) }} as pairs
+        {%- endif %}
+        group by pairs.{{ key }}, pairs.{{ other }}
     ) as pair_history
-        on
-            new_pairs.{{ key }} = pair_history.{{ key }}
-            and new_pairs.{{ other }} = pair_history.{{ other }}
-    where pair_history.first_seen = {{ batch_order_key('new_pairs') }}
-    group by new_pairs.{{ key }}, new_pairs.batch_id
-    {%- endif %}
+    group by {{ key }}, first_seen.batch_id
 {%- endmacro %}
