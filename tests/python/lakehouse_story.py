@@ -117,6 +117,7 @@ class LakeState:
     fct_sale_ids: int
     fct_metadata: str
     marts: dict[str, int] = field(default_factory=dict)
+    dimensions: dict[str, int] = field(default_factory=dict)
 
 
 def open_warehouse(home: Path) -> duckdb.DuckDBPyConnection:
@@ -143,6 +144,10 @@ def observe(home: Path) -> LakeState:
             f"select location from read_parquet('{home}/warehouse/_gold_manifest/*.parquet') "
             "where table_name = 'fct_sales'"
         ).fetchone()
+        dimensions = {
+            name: int(con.execute(f"select count(*) from gold.{name}").fetchone()[0])  # type: ignore[index]
+            for name in ("dim_customers", "dim_products")
+        }
         marts = {
             name: int(con.execute(f"select count(*) from marts.{name}").fetchone()[0])  # type: ignore[index]
             for (name,) in con.execute(
@@ -152,7 +157,7 @@ def observe(home: Path) -> LakeState:
     finally:
         con.close()
     assert distinct_ids is not None and metadata is not None
-    return LakeState(summary, by_date, int(distinct_ids[0]), str(metadata[0]), marts)
+    return LakeState(summary, by_date, int(distinct_ids[0]), str(metadata[0]), marts, dimensions)
 
 
 def ledger_entries(home: Path) -> list[dict[str, Any]]:

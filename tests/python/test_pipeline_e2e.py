@@ -33,9 +33,10 @@ def test_first_build_holds_every_real_row_once(story: Story) -> None:
     assert batch["rejected_rows"] == 0
     assert story.first.fct_by_date == {DAY1: (facts.rows, facts.purchase_sum)}
     assert story.first.fct_sale_ids == facts.rows
-    gold = story.first.summary["gold"]
-    assert gold["dim_customers_rows"] == len(facts.customers)
-    assert gold["dim_products_rows"] == len(facts.products)
+    assert story.first.dimensions == {
+        "dim_customers": len(facts.customers),
+        "dim_products": len(facts.products),
+    }
 
 
 def printed_counts(output: str) -> dict[str, int]:
