@@ -42,9 +42,8 @@
     which the caller's join on (key, batch of the new rows) leaves out. Comparing each new pair with
     its history instead (the earlier form) cost two more shuffles and a sort-merge join: the merge
     source took 2.03 s against 1.63 s (medians, 550k rows, one 1% batch; docs/design-notes.md).
-    On a first build or a full refresh the
-    new rows are the whole history: one aggregation over them, no join (at 5.5 M rows the join
-    made each int_*_batch_sales model take 90 s).
+    On a first build or a full refresh the new rows are the whole history: one aggregation over
+    them, no join (at 5.5 M rows the join made each int_*_batch_sales model take 90 s).
 #}
 {% macro first_purchase_counts(new_rows, history, key, other) %}
     select

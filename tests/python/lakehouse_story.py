@@ -144,12 +144,13 @@ def observe(home: Path) -> LakeState:
             f"select location from read_parquet('{home}/warehouse/_gold_manifest/*.parquet') "
             "where table_name = 'fct_sales'"
         ).fetchone()
-        dimensions = {
-            name: int(con.execute(f"select count(*) from gold.{name}").fetchone()[0])  # type: ignore[index]
-            for name in ("dim_customers", "dim_products")
-        }
+
+        def row_count(relation: str) -> int:
+            return int(con.execute(f"select count(*) from {relation}").fetchone()[0])  # type: ignore[index]
+
+        dimensions = {name: row_count(f"gold.{name}") for name in ("dim_customers", "dim_products")}
         marts = {
-            name: int(con.execute(f"select count(*) from marts.{name}").fetchone()[0])  # type: ignore[index]
+            name: row_count(f"marts.{name}")
             for (name,) in con.execute(
                 "select table_name from information_schema.tables where table_schema = 'marts'"
             ).fetchall()
