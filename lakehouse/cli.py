@@ -50,6 +50,7 @@ from rich.table import Table
 
 from lakehouse import pipeline
 from lakehouse.engines import engine_environment
+from lakehouse.jvm import jit_mode
 from lakehouse.settings import (
     DEFAULT_ROWS,
     Paths,
@@ -101,6 +102,10 @@ def progress_bar(
 def main(verbose: bool, project_dir: Path | None) -> None:
     if project_dir is not None:
         os.environ["DBT_PROJECT_DIR"] = str(project_dir.expanduser().resolve())
+    try:
+        jit_mode()  # a misspelt LAKEHOUSE_SPARK_JIT is said before anything runs
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -98,20 +98,38 @@ def launcher_java_options() -> str:
 # --------------------------------------------------------------------------- the JIT, by size
 
 # Rows of new batches up to which the driver JVM compiles with C1 only (docs/design-notes.md,
-# "JIT"). A small build is hundreds of short queries, and C2's warm-up never pays back: in a
-# warm `lakehouse watch` on 550k rows of history, C2's compiler threads used 27 of the JVM's 38
-# CPU seconds (2 cores) and C1 only took the 1% cycle from 23 s to 19.5 s; the 1% batch on the
-# 5.5 M-row lake was no slower (44 s against 49-57 s). A large build keeps the tiered JIT: C2's
-# code is what scans millions of rows (C1 only made the first 5.5 M-row build 3x slower).
+# "JIT"). A small build is hundreds of short queries, and C2's warm-up never pays back within
+# one command: on the 550k-row history, a `lakehouse dbt run` of dim_customers went from 27.8 s
+# to 15.0 s and the 1% batch on the 5.5 M-row lake was no slower (44 s against 49-57 s). A large
+# build keeps the tiered JIT: C2's code is what scans millions of rows (C1 only made the first
+# 5.5 M-row build 3x slower).
 C1_ONLY_MAX_ROWS = 100_000
 # C1 only shrinks the default code cache to 48 MB, which `lakehouse run` at 550,068 rows filled
 # (then the JIT stops and everything runs interpreted): keep the tiered default size.
 _C1_ONLY_FLAGS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
+# LAKEHOUSE_SPARK_JIT: `auto` (by the size of the first build), `tiered` or `c1`. For a watch
+# that runs for days `tiered` may be the better choice: its cycles run the same queries again
+# and again, which is what C2 pays back. Measured on the 550k history, 1% cycles: over twenty
+# cycles C2's fell from 16 s to 11 s while C1's stayed at 13-17 s (one run each); over the
+# first twelve, in two alternating pairs, C2's warm-up made it no better (p95 25.5 and 19.6 s
+# against 20.4 and 21.6 s), so `auto` stays the default (docs/design-notes.md).
+JIT_MODES = ("auto", "tiered", "c1")
+
+
+def jit_mode() -> str:
+    mode = os.environ.get("LAKEHOUSE_SPARK_JIT", "auto").strip().lower() or "auto"
+    if mode not in JIT_MODES:
+        raise ValueError(f"LAKEHOUSE_SPARK_JIT={mode!r}: use one of {', '.join(JIT_MODES)}")
+    return mode
+
 
 def jit_java_options(rows_to_build: int) -> str:
     """JIT options for a driver whose first build reads `rows_to_build` rows of new batches."""
-    return _C1_ONLY_FLAGS if rows_to_build <= C1_ONLY_MAX_ROWS else ""
+    mode = jit_mode()
+    if mode == "auto":
+        mode = "c1" if rows_to_build <= C1_ONLY_MAX_ROWS else "tiered"
+    return _C1_ONLY_FLAGS if mode == "c1" else ""
 
 
 # --------------------------------------------------------------------------- the lake session

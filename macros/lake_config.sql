@@ -54,12 +54,21 @@
     every row goes through a shuffle into a single writer task. Writing without a distribution
     step and with the fanout writer (a file per partition per task) halved the Silver write at
     550,068 rows here. dbt-spark reads `tblproperties`, dbt-glue `table_properties`.
+    Every commit adds a manifest, and Iceberg merges them only once 100 have piled up: after 20
+    watch cycles each scan read 22 manifests, and a query over int_customer_batch_sales took
+    0.41 s against 0.19 s once they were merged; the whole cycle grew by 4 s. Merging at two
+    keeps one or two per table (a commit rewrites one small manifest). Tables created before
+    this pick it up on a --full-refresh.
 #}
 {% macro iceberg_write_properties() %}
     {%- if lake_file_format() != 'iceberg' -%}
         {{ return({}) }}
     {%- endif -%}
-    {%- set properties = {'write.distribution-mode': 'none', 'write.spark.fanout.enabled': 'true'} -%}
+    {%- set properties = {
+        'write.distribution-mode': 'none',
+        'write.spark.fanout.enabled': 'true',
+        'commit.manifest.min-count-to-merge': '2',
+    } -%}
     {{ return({'table_properties' if target.type == 'glue' else 'tblproperties': properties}) }}
 {% endmacro %}
 

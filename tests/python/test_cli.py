@@ -111,6 +111,9 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_lakehouse(
         home, "generate", "--rows", "0", "--out", "x.csv", check=False
     ).returncode == (ExitCode.USAGE)
+    misspelt = run_lakehouse(home, "env", check=False, extra_env={"LAKEHOUSE_SPARK_JIT": "c2"})
+    assert misspelt.returncode == ExitCode.USAGE
+    assert "LAKEHOUSE_SPARK_JIT='c2': use one of auto, tiered, c1" in _said(misspelt)
 
 
 def test_no_dbt_project_is_refused_with_exit_3(tmp_path: Path) -> None:

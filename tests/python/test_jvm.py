@@ -143,3 +143,26 @@ def test_the_users_java_options_come_after_the_chosen_ones() -> None:
     assert options.index("LAKEHOUSE_SPARK_JIT_OPTIONS") < options.index(
         "LAKEHOUSE_SPARK_JAVA_OPTIONS"
     )
+
+
+def test_lakehouse_spark_jit_overrides_the_choice_by_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.engines import engine_environment
+    from lakehouse.settings import Paths
+
+    _land(tmp_path / "small", 2_000)
+    _land(tmp_path / "large", jvm.C1_ONLY_MAX_ROWS + 1)
+
+    def jit(home: str) -> str:
+        return engine_environment(Paths(tmp_path / home))["LAKEHOUSE_SPARK_JIT_OPTIONS"]
+
+    monkeypatch.setenv("LAKEHOUSE_SPARK_JIT", "tiered")
+    assert jit("small") == ""
+    monkeypatch.setenv("LAKEHOUSE_SPARK_JIT", "c1")
+    assert "-XX:TieredStopAtLevel=1" in jit("large")
+    monkeypatch.setenv("LAKEHOUSE_SPARK_JIT", "auto")
+    assert jit("large") == "" and "-XX:TieredStopAtLevel=1" in jit("small")
+    monkeypatch.setenv("LAKEHOUSE_SPARK_JIT", "C2")
+    with pytest.raises(ValueError, match="LAKEHOUSE_SPARK_JIT='c2': use one of auto, tiered, c1"):
+        jit("small")
