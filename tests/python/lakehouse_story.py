@@ -129,6 +129,16 @@ def open_warehouse(home: Path) -> duckdb.DuckDBPyConnection:
     )
 
 
+def gold_locations(con: duckdb.DuckDBPyConnection, home: Path) -> dict[str, str]:
+    """Gold table -> where its current state lives, from the manifest the lake build publishes
+    (the current Iceberg metadata file, or the Hive Parquet folder)."""
+    rows = con.execute(
+        "select table_name, location "
+        f"from read_parquet('{home}/warehouse/_gold_manifest/*.parquet')"
+    ).fetchall()
+    return {str(name): str(location) for name, location in rows}
+
+
 def observe(home: Path) -> LakeState:
     summary = json.loads((home / "_runs" / "lake_summary.json").read_text())
     con = open_warehouse(home)
@@ -140,10 +150,7 @@ def observe(home: Path) -> LakeState:
             ).fetchall()
         }
         distinct_ids = con.execute("select count(distinct sale_id) from gold.fct_sales").fetchone()
-        metadata = con.execute(
-            f"select location from read_parquet('{home}/warehouse/_gold_manifest/*.parquet') "
-            "where table_name = 'fct_sales'"
-        ).fetchone()
+        fct_metadata = gold_locations(con, home)["fct_sales"]
 
         def row_count(relation: str) -> int:
             return int(con.execute(f"select count(*) from {relation}").fetchone()[0])  # type: ignore[index]
@@ -157,8 +164,8 @@ def observe(home: Path) -> LakeState:
         }
     finally:
         con.close()
-    assert distinct_ids is not None and metadata is not None
-    return LakeState(summary, by_date, int(distinct_ids[0]), str(metadata[0]), marts, dimensions)
+    assert distinct_ids is not None
+    return LakeState(summary, by_date, int(distinct_ids[0]), fct_metadata, marts, dimensions)
 
 
 def ledger_entries(home: Path) -> list[dict[str, Any]]:

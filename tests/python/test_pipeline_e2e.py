@@ -15,6 +15,7 @@ from tests.python.lakehouse_story import (
     count_rows,
     csv_facts,
     dimension_totals,
+    gold_locations,
     ledger_entries,
     observe,
     open_warehouse,
@@ -194,23 +195,20 @@ def test_batch_commits_keep_each_gold_tables_manifests_merged(story: Story) -> N
     adds a manifest that every later scan plans from: a watch cycle grew by 4 s over 20 batches
     until commits merged them (macros/lake_config.sql). Read from the current metadata files
     the warehouse reads Gold through."""
+    incremental = ("fct_sales", "int_customer_batch_sales", "int_product_batch_sales")
     con = open_warehouse(story.home)
     try:
-        tables = con.execute(
-            f"select table_name, location "
-            f"from read_parquet('{story.home}/warehouse/_gold_manifest/*.parquet')"
-        ).fetchall()
+        locations = gold_locations(con, story.home)
         shape = {
             name: con.execute(
                 "select count(distinct manifest_path), count(distinct file_path) "
                 "from iceberg_metadata(?)",
-                [location],
+                [locations[name]],
             ).fetchone()
-            for name, location in tables
+            for name in incremental
         }
     finally:
         con.close()
-    incremental = ("fct_sales", "int_customer_batch_sales", "int_product_batch_sales")
     for name in incremental:
         manifests, data_files = shape[name]  # type: ignore[misc]
         assert data_files >= 3, f"{name}: one file per batch at least"
