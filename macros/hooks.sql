@@ -2,7 +2,16 @@
 
 {% macro lakehouse_on_run_start() %}
     {%- if execute -%}
-        {%- do run_statements(create_layer_schemas() ~ ';' ~ create_bronze_tables() ~ ';' ~ create_gold_views()) -%}
+        {%- set bronze = '' -%}
+        {%- if target.type in ['spark', 'glue'] -%}
+            {%- if selection_reads_bronze() -%}
+                {%- set bronze = create_bronze_tables() -%}
+            {%- else -%}
+                {%- do log('Bronze left as it is: nothing selected reads it (a batch landed since'
+                    ~ ' the last build waits for a command that does)', info=true) -%}
+            {%- endif -%}
+        {%- endif -%}
+        {%- do run_statements(create_layer_schemas() ~ ';' ~ bronze ~ ';' ~ create_gold_views()) -%}
     {%- endif -%}
     select 1
 {% endmacro %}
