@@ -11,10 +11,12 @@
     watch cycle. `lake_relation_information` says "Provider: iceberg" where the metastore says
     Iceberg, so dbt-spark replaces these tables in one commit.
 
-    A table that is still dropped (an incremental model on --full-refresh) is dropped with PURGE
-    when it is Iceberg: its files go with it instead of staying on disk, unreferenced, forever.
-    A replaced table keeps its earlier states as snapshots until they are expired:
-    `expire_replaced_snapshots` does that every `lake_replaced_snapshots_kept` builds.
+    A replaced table keeps its earlier states as snapshots, and their files, until something
+    expires them. Nothing here does: the warehouse's `gold.*` views point at the metadata file
+    that was current at its last build (macros/gold_in_place.sql), so expiring snapshots - or
+    dropping a table with PURGE on --full-refresh - from a lake-only command left those views
+    reading files that were gone (the benchmark's check after `dbt run --full-refresh` failed
+    so). Expiry belongs after a build of both targets (docs/design-notes.md).
 #}
 
 {% macro spark__list_relations_without_caching(relation) %}
@@ -37,34 +39,4 @@
         {{ return(information | replace('Provider: hive', 'Provider: iceberg')) }}
     {%- endif -%}
     {{ return(information) }}
-{% endmacro %}
-
-{% macro spark__drop_relation(relation) %}
-    {%- call statement('drop_relation', auto_begin=False) -%}
-        drop {{ relation.type }} if exists {{ relation }}{{ ' purge' if relation.is_iceberg and relation.is_table }}
-    {%- endcall -%}
-{% endmacro %}
-
-{#- Post-hook of a lake table rebuilt in full (the dimensions): once the table holds more than
-    `lake_replaced_snapshots_kept` snapshots, expire every one but the current. Counting costs a
-    metadata query; expiring ~1 s on a warm session, paid once every that many builds. -#}
-{% macro expire_replaced_snapshots() %}
-    {{ return(adapter.dispatch('expire_replaced_snapshots', 'lakehouse')()) }}
-{% endmacro %}
-
-{% macro default__expire_replaced_snapshots() %}
-    {{ return('select 1') }}
-{% endmacro %}
-
-{% macro spark__expire_replaced_snapshots() %}
-    {%- if not execute or lake_file_format() != 'iceberg' -%}
-        {{ return('select 1') }}
-    {%- endif -%}
-    {%- set snapshots = run_query('select count(*) from ' ~ this ~ '.snapshots').columns[0].values()[0] -%}
-    {%- if snapshots <= var('lake_replaced_snapshots_kept') -%}
-        {{ return('select 1') }}
-    {%- endif -%}
-    {#- every snapshot older than this command: all but the one this build just committed -#}
-    {{ return("call spark_catalog.system.expire_snapshots(table => '" ~ this ~ "', older_than => timestamp '"
-        ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "', retain_last => 1)") }}
 {% endmacro %}

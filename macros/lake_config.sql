@@ -81,10 +81,6 @@
 {% macro lake_table_config() %}
     {%- if lake_file_format() == 'iceberg' -%}
         {%- set settings = {'materialized': 'table', 'file_format': 'iceberg'} -%}
-        {%- if target.type == 'spark' -%}
-            {#- each replace keeps the earlier state as a snapshot (macros/iceberg_relations.sql) -#}
-            {%- do settings.update({'post_hook': ['{{ expire_replaced_snapshots() }}']}) -%}
-        {%- endif -%}
     {%- else -%}
         {%- set settings = {
             'materialized': 'incremental',
