@@ -90,7 +90,7 @@
         {#- a model whose rows depend on the order of batches (first purchases) reads every
             batch again when one arrives older than a batch it holds -#}
         {%- set every_batch = available_batches() -%}
-        {%- do _note_read_dates(every_batch, match_ingest_date) -%}
+        {%- do _note_read_batches(every_batch, match_ingest_date) -%}
         {%- do _note_rows_may_change() -%}
         {{ return(_batch_predicate(every_batch, none, match_ingest_date)) }}
     {%- endif -%}
@@ -98,24 +98,28 @@
         {%- set dates = new_pairs | map(attribute=1) | unique | list -%}
         {{ return(_batch_predicate(available_batches(), dates, match_ingest_date)) }}
     {%- endif -%}
-    {%- do _note_read_dates(new_pairs, match_ingest_date) -%}
+    {%- do _note_read_batches(new_pairs, match_ingest_date) -%}
     {{ return(_batch_predicate(new_pairs, none, match_ingest_date)) }}
 {% endmacro %}
 
-{#- The ingest dates this model's rows can fall under on this run, for its merge
-    (`read_ingest_dates`): the dates of the batches its filter read, when every filter of the
-    model keeps rows to their batch's date (`match_ingest_date`); otherwise unknown (none). -#}
-{% macro _note_read_dates(pairs, match_ingest_date) %}
-    {%- set noted = graph.get('_lakehouse_read_dates') -%}
+{#- The batches whose rows this model's rows can be on this run, for its merge (`read_batches`):
+    those its filter read, when every filter of the model keeps rows to their batch's date
+    (`match_ingest_date`); otherwise unknown (none). -#}
+{% macro _note_read_batches(pairs, match_ingest_date) %}
+    {%- set noted = graph.get('_lakehouse_read_batches') -%}
     {%- if noted is none -%}
         {%- set noted = {} -%}
-        {%- do graph.update({'_lakehouse_read_dates': noted}) -%}
+        {%- do graph.update({'_lakehouse_read_batches': noted}) -%}
     {%- endif -%}
     {%- set key = model.unique_id -%}
     {%- if not match_ingest_date or (key in noted and noted[key] is none) -%}
         {%- do noted.update({key: none}) -%}
     {%- else -%}
-        {%- do noted.update({key: ((noted.get(key) or []) + pairs | map(attribute=1) | list) | unique | sort | list}) -%}
+        {%- set batches = noted.get(key) or {} -%}
+        {%- for pair in pairs -%}
+            {%- do batches.update({pair[0]: pair[1]}) -%}
+        {%- endfor -%}
+        {%- do noted.update({key: batches}) -%}
     {%- endif -%}
 {% endmacro %}
 
@@ -135,9 +139,10 @@
     {{ return(model.unique_id not in (graph.get('_lakehouse_rows_may_change') or [])) }}
 {% endmacro %}
 
-{#- The ingest dates noted by `_note_read_dates` for the running model, or none when unknown. -#}
-{% macro read_ingest_dates() %}
-    {{ return((graph.get('_lakehouse_read_dates') or {}).get(model.unique_id)) }}
+{#- batch_id -> ingest_date of the batches noted by `_note_read_batches` for the running model, or
+    none when unknown. -#}
+{% macro read_batches() %}
+    {{ return((graph.get('_lakehouse_read_batches') or {}).get(model.unique_id)) }}
 {% endmacro %}
 
 {#- Whether a new batch sorts before a batch `this` holds, in batch order (batch_order_key): a

@@ -9,9 +9,10 @@
       history, for one new batch). Every incremental lake model is partitioned by `ingest_date`
       and its unique key holds the batch (sale_id embeds the batch id; the state models key on
       (key, batch_id)), and a batch lives under one ingest date, so a row can only match within
-      its own partition: `merge_partition_predicates` adds
-      `DBT_INTERNAL_DEST.ingest_date in (<dates of the new rows>)` to the ON clause, which Spark
-      pushes down to Iceberg as a partition filter on the target scan.
+      its own partition, and within it only a row of its own batch: `merge_partition_predicates`
+      adds `DBT_INTERNAL_DEST.ingest_date in (<dates of the new rows>)` and
+      `DBT_INTERNAL_DEST.batch_id in (<their batches>)` to the ON clause, which Spark pushes down
+      to Iceberg as filters on the target scan (partitions, then files by their batch_id bounds).
     - When no row the model holds can change on this run (`rows_only_added`: batches arrived in
       order), the merge only inserts the rows whose key the target lacks. Spark plans such a
       MERGE as an anti join and an append: no pass over the target to find the files to
@@ -54,7 +55,16 @@
 
 {#- The predicates that keep a merge to the target partitions of the new rows in `source`
     (config meta `merge_within`: the partition column the unique key decides), [] when the model
-    declares none, none when `source` has no row. -#}
+    declares none, none when `source` has no row.
+
+    Where the model's filter noted the batches it read (`read_batches`), the merge is also kept
+    to those batches' files: every unique key of a lake model holds its batch (sale_id embeds the
+    batch id; the state models key on (key, batch_id)), so a new row can only match a row of its
+    own batch. The partition filter alone prunes nothing when batches share a day (the watch lands
+    every micro-batch under today's date): the insert-only MERGE then read every key of that day to
+    find none. `batch_id in (...)` is a filter on the target only, which Spark pushes to Iceberg,
+    and Iceberg skips each data file whose batch_id bounds exclude it (an incremental commit
+    writes files of its own batch alone). -#}
 {% macro merge_partition_predicates(source) %}
     {%- set column = config.get('meta', {}).get('merge_within') -%}
     {%- if not column -%}
@@ -64,8 +74,8 @@
     {#- the dates of the batches the model's filter read, when it noted them: asking the source
         for its distinct dates ran the whole model query once more before the MERGE ran it (the
         first-purchase models' join with all of fct_sales, twice per build) -#}
-    {%- set noted = read_ingest_dates() if column == 'ingest_date' else none -%}
-    {%- set values = noted if noted is not none else
+    {%- set noted = read_batches() if column == 'ingest_date' else none -%}
+    {%- set values = noted.values() | unique | list if noted is not none else
         run_query('select distinct cast(' ~ column ~ ' as string) from ' ~ source).columns[0].values() -%}
     {%- if values | length == 0 -%}
         {{ return(none) }}
@@ -79,5 +89,15 @@
     {%- if bounded_chunks(dates) | length > 1 -%}
         {{ return([]) }}
     {%- endif -%}
-    {{ return(['DBT_INTERNAL_DEST.' ~ column ~ ' in (' ~ dates | join(', ') ~ ')']) }}
+    {%- set predicates = ['DBT_INTERNAL_DEST.' ~ column ~ ' in (' ~ dates | join(', ') ~ ')'] -%}
+    {%- if noted is not none -%}
+        {%- set ids = [] -%}
+        {%- for batch_id in noted.keys() | sort -%}
+            {%- do ids.append("'" ~ batch_id ~ "'") -%}
+        {%- endfor -%}
+        {%- if bounded_chunks(ids) | length == 1 -%}
+            {%- do predicates.append('DBT_INTERNAL_DEST.batch_id in (' ~ ids | join(', ') ~ ')') -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(predicates) }}
 {% endmacro %}

@@ -17,7 +17,9 @@ with ledger as (
         ingested_at as landed_at,
         row_count as ledger_rows
     from {{ ref('stg_walmart__batches') }}
-    where {{ incremental_batch_filter() }}
+    -- a ledger entry sits under its own date: the filter can then tell the merge which dates
+    -- and batches the new rows hold (merge_partition_predicates) without running this query twice
+    where {{ incremental_batch_filter(match_ingest_date=true) }}
 
 ),
 

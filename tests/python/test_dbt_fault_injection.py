@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,6 +401,13 @@ INCREMENTAL_MODELS = {
 FIRST_PURCHASE_MODELS = {"int_customer_batch_sales", "int_product_batch_sales"}
 
 
+def merged_batches(merge_sql: str) -> set[str]:
+    """The batch ids a MERGE's ON clause keeps the target to (lower-cased SQL)."""
+    found = re.search(r"dbt_internal_dest\.batch_id in \(([^)]*)\)", merge_sql)
+    assert found, merge_sql
+    return {literal.strip().strip("'") for literal in found.group(1).split(",")}
+
+
 def test_merges_only_insert_until_a_batch_lands_before_one_held(lake: Lake, tmp_path: Path) -> None:
     """A batch landing after those held: every incremental lake model's merge only inserts the
     keys it lacks (macros/merge_only_when_new.sql), no pass to find rows to update. A batch under
@@ -411,6 +419,9 @@ def test_merges_only_insert_until_a_batch_lands_before_one_held(lake: Lake, tmp_
     backfill = write_dataset(tmp_path / "backfill.csv", rows=400, seed=22)
     inputs = [*lake.inputs, (later.files[0], frozenset()), (backfill.files[0], frozenset())]
     target_dir = lake.home / "target-merges"
+
+    def batches() -> set[str]:
+        return {str(entry["batch_id"]) for entry in ledger_entries(Paths(lake.home))}
 
     def build(csv: Path, ingest_date: str) -> dict[str, str]:
         """Land `csv` under `ingest_date`, run the lake's models (the merges are what is under
@@ -425,14 +436,23 @@ def test_merges_only_insert_until_a_batch_lands_before_one_held(lake: Lake, tmp_
             for model, folder in INCREMENTAL_MODELS.items()
         }
 
+    held = batches()
     in_order = build(later.files[0], "2026-01-03")
+    (later_batch,) = batches() - held
     for model, sql in in_order.items():
         assert "merge into" in sql and "when not matched then insert" in sql, (model, sql)
         assert "when matched" not in sql, (model, sql)
+        # the target is read for the new batch's files only (merge_partition_predicates)
+        assert merged_batches(sql) == {later_batch}, (model, sql)
 
+    held = batches()
     out_of_order = build(backfill.files[0], "2025-12-31")
+    (backfill_batch,) = batches() - held
     for model, sql in out_of_order.items():
         assert ("when matched then update" in sql) == (model in FIRST_PURCHASE_MODELS), (model, sql)
+        # a first-purchase model re-read every batch, so its merge may touch any of them
+        expected = batches() if model in FIRST_PURCHASE_MODELS else {backfill_batch}
+        assert merged_batches(sql) == expected, (model, sql)
 
     spark = pipeline._spark_session()
     assert spark is not None
