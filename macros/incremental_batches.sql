@@ -102,9 +102,9 @@
     {{ return(_batch_predicate(new_pairs, none, match_ingest_date)) }}
 {% endmacro %}
 
-{#- The batches whose rows this model's rows can be on this run, for its merge (`read_batches`):
-    those its filter read, when every filter of the model keeps rows to their batch's date
-    (`match_ingest_date`); otherwise unknown (none). -#}
+{#- The batches (and their dates) this model's new rows can belong to on this run, for its merge
+    (`read_batches`): those its filter read, when every filter of the model keeps rows to their
+    batch's date (`match_ingest_date`); otherwise unknown (none). -#}
 {% macro _note_read_batches(pairs, match_ingest_date) %}
     {%- set noted = graph.get('_lakehouse_read_batches') -%}
     {%- if noted is none -%}
