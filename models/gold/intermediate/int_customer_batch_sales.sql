@@ -63,7 +63,7 @@ final as (
     left join first_purchases
         on
             customer_totals.customer_id = first_purchases.customer_id
-            and customer_totals.batch_id = first_purchases.batch_id
+            and customer_totals.batch_rank = first_purchases.batch_rank
 
 )
 

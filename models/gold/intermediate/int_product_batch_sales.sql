@@ -51,7 +51,7 @@ final as (
     left join first_purchases
         on
             product_totals.product_id = first_purchases.product_id
-            and product_totals.batch_id = first_purchases.batch_id
+            and product_totals.batch_rank = first_purchases.batch_rank
 
 )
 
