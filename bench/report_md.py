@@ -144,10 +144,22 @@ def lake_breakdown(stage: dict[str, Any]) -> list[str]:
                 _num(node["seconds"], 1),
             ]
         )
-    rows.append(
-        ["after the last node, to process exit", "", "", "", _num(dbt.get("after_last_node_s"), 1)]
-    )
-    return table(("part", "starts at s", "compile s", "execute s", "seconds"), rows)
+    after = "after the last node, to process exit"
+    if stage.get("command", [])[1:2] == ["build"]:
+        after = "after the lake's last node: the warehouse build, to process exit"
+    rows.append([after, "", "", "", _num(dbt.get("after_last_node_s"), 1)])
+    lines = table(("part", "starts at s", "compile s", "execute s", "seconds"), rows)
+    if dbt.get("tests"):
+        slowest = ", ".join(
+            f"{_node_label(n['node']).split(':')[-1]} {n['seconds']:.1f} s"
+            for n in dbt["slowest_tests"][:4]
+        )
+        lines += [
+            "",
+            f"Besides the models, {dbt['tests']} lake tests (data and unit) ran, "
+            f"{dbt['tests_total_s']:.1f} s of thread time in all; the slowest: {slowest}.",
+        ]
+    return lines
 
 
 def dominant_parts(stage: dict[str, Any], count: int = 4) -> str:

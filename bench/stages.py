@@ -180,15 +180,24 @@ def run_stage(
     )
     if argv[:2] == [LAKEHOUSE, "dbt"]:
         target = argv[argv.index("--target") + 1] if "--target" in argv else "lake"
-        dbt = dbt_timings(home.dbt_target / target / "run_results.json", measured.started_at)
-        dbt["after_last_node_s"] = round(seconds - dbt.pop("_last_completed_offset_s", seconds), 2)
-        dbt["start_up"] = dbt_start_up(home.dbt_log, measured.started_at, seconds)
-        result.details["dbt"] = dbt
+        result.details["dbt"] = _dbt_details(home, target, measured.started_at, seconds)
     if argv[:2] == [LAKEHOUSE, "build"]:
         # what each engine decided (full build / new data / up to date), as the CLI printed it
         printed = stage_log(home, name).read_text(errors="replace")
         result.details["plan"] = re.findall(r"^(?:lake|warehouse) build: .*$", printed, re.M)
+        # the lake's part, node by node (the warehouse builds after its last node); none when
+        # the build found the lake up to date and ran no dbt there
+        lake_results = home.dbt_target / "lake" / "run_results.json"
+        if lake_results.exists() and lake_results.stat().st_mtime >= measured.started_at:
+            result.details["dbt"] = _dbt_details(home, "lake", measured.started_at, seconds)
     return result
+
+
+def _dbt_details(home: Home, target: str, started_at: float, seconds: float) -> dict[str, Any]:
+    dbt = dbt_timings(home.dbt_target / target / "run_results.json", started_at)
+    dbt["after_last_node_s"] = round(seconds - dbt.pop("_last_completed_offset_s", seconds), 2)
+    dbt["start_up"] = dbt_start_up(home.dbt_log, started_at, seconds)
+    return dbt
 
 
 def root_cause(lines: list[str]) -> str:
@@ -256,11 +265,11 @@ def dbt_timings(run_results: Path, started_at: float) -> dict[str, Any]:
             continue
         start = min(_epoch(t["started_at"]) for t in phases.values())
         end = max(_epoch(t["completed_at"]) for t in phases.values())
+        # kind.project.name[.hash] (a generic test's hash) or unit_test.project.model.name
+        kind, _, name, *rest = result["unique_id"].split(".")
         nodes.append(
             {
-                "node": result["unique_id"].split(".", 1)[0]
-                + ":"
-                + result["unique_id"].rsplit(".", 1)[-1],
+                "node": f"{kind}:{rest[-1] if kind == 'unit_test' else name}",
                 "status": result["status"],
                 "start_offset_s": round(start - started_at, 2),
                 "seconds": round(end - start, 2),

@@ -1,18 +1,20 @@
 """The benchmark's measuring tools: the code copy every run uses, the process-tree meter and the
-watch latency's micro-batches and percentiles.
+watch latency's micro-batches and percentiles, dbt's node timings as the figures name them.
 Light: no Spark, no dbt; a git repository in a temporary folder and a few short processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from bench import memory, snapshot, watch_latency
+from bench import memory, snapshot, stages, watch_latency
 
 
 def git(repo: Path, *args: str) -> None:
@@ -141,3 +143,46 @@ def test_the_latency_probe_sees_every_write_to_the_warehouse(tmp_path: Path) -> 
     con.close()
     assert watch_latency.file_signature(warehouse) != before
     assert watch_latency.mart_purchases(warehouse) == 7
+
+
+def test_node_timings_name_tests_by_their_test_name(tmp_path: Path) -> None:
+    """A generic test's unique_id ends in a hash; the benchmark's figures name the test itself."""
+
+    def result(unique_id: str, start: str, end: str) -> dict[str, object]:
+        timing = {"name": "execute", "started_at": start, "completed_at": end}
+        return {"unique_id": unique_id, "status": "success", "timing": [timing]}
+
+    run_results = tmp_path / "run_results.json"
+    run_results.write_text(
+        json.dumps(
+            {
+                "elapsed_time": 9.0,
+                "results": [
+                    result(
+                        "model.lakehouse.fct_sales", "2026-01-01T00:00:01Z", "2026-01-01T00:00:03Z"
+                    ),
+                    result(
+                        "test.lakehouse.primary_key_fct_sales_sale_id.50071e1ab4",
+                        "2026-01-01T00:00:03Z",
+                        "2026-01-01T00:00:04.500000Z",
+                    ),
+                    result(
+                        "unit_test.lakehouse.fct_sales.fct_sales_keeps_valid_rows",
+                        "2026-01-01T00:00:00Z",
+                        "2026-01-01T00:00:00.500000Z",
+                    ),
+                ],
+            }
+        )
+    )
+    started = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+    timings = stages.dbt_timings(run_results, started)
+
+    assert [node["node"] for node in timings["nodes"]] == ["model:fct_sales"]
+    assert [node["node"] for node in timings["slowest_tests"]] == [
+        "test:primary_key_fct_sales_sale_id",
+        "unit_test:fct_sales_keeps_valid_rows",
+    ]
+    assert timings["tests_total_s"] == 2.0
+    assert timings["first_node_offset_s"] == 0.0
