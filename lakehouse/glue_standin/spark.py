@@ -64,6 +64,8 @@ def build_spark(folder: Path, cores: str = "2", memory: str = "2g") -> Any:
             "spark.hadoop.javax.jdo.option.ConnectionURL",
             f"jdbc:derby:;databaseName={folder / '_metastore'};create=true",
         )
+        # as the lake target does: not one `<session id>_resources` folder per session in /tmp
+        .config("spark.hadoop.hive.downloaded.resources.dir", str(folder / "_hive_resources"))
         .config(
             "spark.driver.extraJavaOptions",
             # the lake's class-data sharing archive (same jars) and JIT mode (the rehearsal

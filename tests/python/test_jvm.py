@@ -1,11 +1,14 @@
 """Class-data sharing for the Spark JVM (lakehouse/jvm.py): archives are tied to the exact jars,
 a stale or missing archive means no CDS option (never a broken start), and the archive `make
-setup` built is one the JVM really maps."""
+setup` built is one the JVM really maps; a lake session leaves nothing behind in the JVM's temp
+dir."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,6 +69,36 @@ def test_the_archive_make_setup_built_is_mapped_by_the_jvm() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "sharing" in result.stderr
+
+
+def test_a_lake_session_leaves_nothing_in_the_jvms_temp_dir(tmp_path: Path) -> None:
+    """Hive's client made a `<session id>_resources` folder in java.io.tmpdir for every Spark
+    session and never removed it: one more folder in /tmp per lake command. The session runs as
+    the lake target configures it (bench/spark_startup.py), with its own temp dir to look in."""
+    java_tmp = tmp_path / "java_tmp"
+    java_tmp.mkdir()
+    home = tmp_path / "lake"
+    env = {**os.environ, "LAKEHOUSE_SPARK_JAVA_OPTIONS": f"-Djava.io.tmpdir={java_tmp}"}
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.spark_startup",
+            "--home",
+            str(home),
+            "--out",
+            str(tmp_path / "s.json"),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+    assert json.loads((tmp_path / "s.json").read_text())["metastore_s"] > 0  # the catalog answered
+    assert sorted(entry.name for entry in java_tmp.iterdir()) == []
+    assert (home / "_hive_resources").is_dir()
 
 
 def _land(home: Path, *rows: int) -> None:
