@@ -15,11 +15,12 @@
     )
 {%- endmacro %}
 
-{#- `rows` with the `landed_at` of their batch and its `batch_rank`: its place in batch order
-    (batch_order_key) as one integer, 1 for the earliest, numbered over the whole ledger in the
-    query that uses it (so a backfill that sorts before held batches renumbers consistently). An
-    inner join: Silver only holds committed batches, and a row of no committed batch would go
-    missing where the sums_match tests see it. -#}
+{#- `rows` with the `landed_at` of their batch and its `batch_rank`: its place in batch order as
+    one integer, 1 for the earliest. Ranked by batch_order_key itself, so the first purchases and
+    the dimensions' latest profile never disagree on which batch came first; numbered over the
+    whole ledger in the query that uses it, so a backfill that sorts before held batches
+    renumbers consistently. An inner join: Silver only holds committed batches, and a row of no
+    committed batch would go missing where the sums_match tests see it. -#}
 {% macro with_landed_at(rows) -%}
     (
         select batch_rows.*, ledger.landed_at, ledger.batch_rank
@@ -27,9 +28,12 @@
         inner join (
             select
                 batch_id,
-                ingested_at as landed_at,
-                row_number() over (order by ingest_date, ingested_at, batch_id) as batch_rank
-            from {{ ref('stg_walmart__batches') }}
+                landed_at,
+                row_number() over (order by {{ batch_order_key() }}) as batch_rank
+            from (
+                select batch_id, ingest_date, ingested_at as landed_at
+                from {{ ref('stg_walmart__batches') }}
+            ) as committed
         ) as ledger
             on batch_rows.batch_id = ledger.batch_id
     )
